@@ -1,0 +1,504 @@
+"""Differentiable functions and losses, each a ``Function`` with its derivative beside it.
+
+Every function accepts Tensors or plain arrays. Where a formula comes from the source
+documents its catalogue ID (FORMULAS.md) is in the docstring.
+"""
+import math
+
+import numpy as np
+
+from .backend import as_array, get_array_module
+from .errors import DTypeError, IndexRangeError, ShapeError, TinyLMError
+from .kernels import erf
+from .tensor import Function, Tensor, as_tensor, unbroadcast
+
+__all__ = [
+    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "softmax", "log_softmax",
+    "concatenate", "stack", "split", "where", "masked_fill", "linear", "embedding",
+    "layer_norm", "dropout", "mse_loss", "cross_entropy", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+]
+
+
+# --- elementwise ---------------------------------------------------------------------
+class Exp(Function):
+    def forward(self, x):
+        self.y = get_array_module(x).exp(x)
+        return self.y
+
+    def backward(self, g):
+        return g * self.y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return get_array_module(x).log(x)
+
+    def backward(self, g):
+        return g / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.y = get_array_module(x).sqrt(x)
+        return self.y
+
+    def backward(self, g):
+        return g / (2 * self.y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = get_array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, g):
+        return g * (1 - self.y * self.y)
+
+
+class Sigmoid(Function):
+    """s(x) = 1 / (1 + e^-x), s' = s (1 - s). Written as (1 + tanh(x/2)) / 2: no overflow."""
+
+    def forward(self, x):
+        self.y = (get_array_module(x).tanh(x * 0.5) + 1) * 0.5
+        return self.y
+
+    def backward(self, g):
+        return g * self.y * (1 - self.y)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return x * self.positive
+
+    def backward(self, g):
+        return g * self.positive
+
+
+class GELU(Function):
+    """GELU(x) = x Phi(x), Phi the standard normal CDF.
+
+    ``approximate="none"``: Phi(x) = (1 + erf(x / sqrt 2)) / 2, derivative Phi(x) + x phi(x).
+    ``approximate="tanh"`` (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    """
+
+    C = math.sqrt(2 / math.pi)
+
+    def forward(self, x, approximate="none"):
+        xp = get_array_module(x)
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = xp.tanh(self.C * (x + 0.044715 * x ** 3))
+            return 0.5 * x * (1 + self.t)
+        if approximate != "none":
+            raise TinyLMError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+        return x * self.cdf
+
+    def backward(self, g):
+        x = self.x
+        if self.approximate == "tanh":
+            dinner = self.C * (1 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * dinner)
+        pdf = get_array_module(x).exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return g * (self.cdf + x * pdf)
+
+
+def exp(x): return Exp.apply(x)
+def log(x): return Log.apply(x)
+def sqrt(x): return Sqrt.apply(x)
+def tanh(x): return Tanh.apply(x)
+def sigmoid(x): return Sigmoid.apply(x)
+def relu(x): return ReLU.apply(x)
+def gelu(x, approximate="none"): return GELU.apply(x, approximate=approximate)
+
+
+# --- softmax -------------------------------------------------------------------------
+def _log_softmax_array(x, axis):
+    """log softmax on raw arrays, stable for huge logits: shift by the max first."""
+    xp = get_array_module(x)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    """y_i = e^{x_i} / sum_j e^{x_j}; backward y * (g - sum(g y))."""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        self.y = get_array_module(x).exp(_log_softmax_array(x, axis))
+        return self.y
+
+    def backward(self, g):
+        return self.y * (g - (g * self.y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """log y_i = x_i - log sum_j e^{x_j}; backward g - softmax * sum(g)."""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        self.out = _log_softmax_array(x, axis)
+        return self.out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return g - xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+
+
+def softmax(x, axis=-1): return Softmax.apply(x, axis=axis)
+def log_softmax(x, axis=-1): return LogSoftmax.apply(x, axis=axis)
+
+
+# --- joining, splitting, selecting ---------------------------------------------------
+class Concatenate(Function):
+    def forward(self, *arrays, axis=0):
+        xp = get_array_module(*arrays)
+        self.axis = axis
+        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        try:
+            return xp.concatenate(arrays, axis=axis)
+        except ValueError:
+            raise ShapeError(f"concatenate: shapes {[a.shape for a in arrays]} differ "
+                             f"outside axis {axis}") from None
+
+    def backward(self, g):
+        return tuple(get_array_module(g).split(g, self.bounds, axis=self.axis))
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis=0):
+        if len({a.shape for a in arrays}) > 1:
+            raise ShapeError(f"stack: all shapes must be equal, got {[a.shape for a in arrays]}")
+        self.axis = axis
+        return get_array_module(*arrays).stack(arrays, axis=axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return tuple(xp.take(g, i, axis=self.axis) for i in range(g.shape[self.axis]))
+
+
+def concatenate(tensors, axis=0):
+    if len(tensors) == 0:
+        raise ShapeError("concatenate: needs at least one tensor, got an empty sequence")
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    if len(tensors) == 0:
+        raise ShapeError("stack: needs at least one tensor, got an empty sequence")
+    return Stack.apply(*tensors, axis=axis)
+
+
+def split(x, sizes, axis=-1):
+    """Split ``x`` along ``axis`` into pieces of the given ``sizes`` (a list), or into
+    ``sizes`` equal pieces (an int). Each piece is a slice, so gradients flow back."""
+    x = as_tensor(x)
+    n = x.shape[axis]
+    if isinstance(sizes, int):
+        if sizes <= 0 or n % sizes:
+            raise ShapeError(f"split: axis {axis} of size {n} cannot be split into {sizes} "
+                             f"equal pieces")
+        sizes = [n // sizes] * sizes
+    if sum(sizes) != n:
+        raise ShapeError(f"split: sizes {list(sizes)} add up to {sum(sizes)}, "
+                         f"but axis {axis} has size {n}")
+    axis = axis % x.ndim
+    pieces, start = [], 0
+    for size in sizes:
+        key = (slice(None),) * axis + (slice(start, start + size),)
+        pieces.append(x[key])
+        start += size
+    return pieces
+
+
+class Where(Function):
+    def forward(self, a, b, condition):
+        self.condition, self.shapes = condition, (a.shape, b.shape)
+        return get_array_module(a).where(condition, a, b)
+
+    def backward(self, g):
+        zero = g.dtype.type(0)
+        xp = get_array_module(g)
+        return (unbroadcast(xp.where(self.condition, g, zero), self.shapes[0]),
+                unbroadcast(xp.where(self.condition, zero, g), self.shapes[1]))
+
+
+def _bool_mask(mask, name):
+    mask = as_array(mask.data if isinstance(mask, Tensor) else mask)
+    if mask.dtype != bool:
+        raise DTypeError(f"{name}: the condition must be a boolean array, got dtype {mask.dtype}")
+    return mask
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` is True, else ``b`` (broadcasting); gradients follow the choice."""
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    return Where.apply(as_tensor(a, like), as_tensor(b, like),
+                       condition=_bool_mask(condition, "where"))
+
+
+def masked_fill(x, mask, value):
+    """``x`` with ``value`` wherever ``mask`` is True (e.g. -inf above the causal diagonal)."""
+    x = as_tensor(x)
+    return Where.apply(as_tensor(float(value), x), x, condition=_bool_mask(mask, "masked_fill"))
+
+
+# --- layers as functions -------------------------------------------------------------
+def linear(x, weight, bias=None):
+    """y = x W^T + b with W of shape (out_features, in_features), PyTorch's layout."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    if x.shape[-1:] != weight.shape[1:]:
+        raise ShapeError(f"linear: input has {x.shape[-1] if x.ndim else 'no'} features "
+                         f"(shape {x.shape}), weight expects {weight.shape[1]} "
+                         f"(weight shape {weight.shape})")
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+def _check_token_ids(ids, n, name, what="token id"):
+    if ids.dtype.kind not in "iu":
+        raise DTypeError(f"{name}: {what}s must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise IndexRangeError(f"{name}: {what} {int(bad)} is out of range [0, {n})")
+
+
+class Embedding(Function):
+    """A5/C5/E3: ``W[ids]``, the row lookup. A10: it equals one_hot(ids) @ W, so its
+    gradient is one_hot^T @ g: a scatter-add of g into the looked-up rows."""
+
+    def forward(self, weight, ids, padding_idx=None):
+        self.ids, self.shape, self.padding_idx = ids, weight.shape, padding_idx
+        return weight[ids]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        gw = xp.zeros(self.shape, dtype=g.dtype)
+        xp.add.at(gw, self.ids, g)
+        if self.padding_idx is not None:
+            gw[self.padding_idx] = 0   # the padding row is never trained
+        return gw
+
+
+def embedding(ids, weight, padding_idx=None):
+    """Look up rows ``weight[ids]``; ``ids`` any-shaped integers, result ids.shape + (dim,)."""
+    weight = as_tensor(weight)
+    ids = as_array(ids.data if isinstance(ids, Tensor) else ids)
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, dim), got {weight.shape}")
+    _check_token_ids(ids, weight.shape[0], "embedding")
+    return Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
+
+
+class LayerNormalize(Function):
+    """x_hat = (x - mean) / sqrt(var + eps) over the last ``n_axes`` axes (A9, D5).
+
+    Backward (A11): dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps).
+    """
+
+    def forward(self, x, n_axes=1, eps=1e-5):
+        xp = get_array_module(x)
+        self.axes = tuple(range(-n_axes, 0))
+        mu = x.mean(axis=self.axes, keepdims=True)
+        var = ((x - mu) ** 2).mean(axis=self.axes, keepdims=True)
+        self.inv_std = 1 / xp.sqrt(var + eps)
+        self.x_hat = (x - mu) * self.inv_std
+        return self.x_hat
+
+    def backward(self, g):
+        mean_g = g.mean(axis=self.axes, keepdims=True)
+        mean_gx = (g * self.x_hat).mean(axis=self.axes, keepdims=True)
+        return (g - mean_g - self.x_hat * mean_gx) * self.inv_std
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """LayerNorm(x) = x_hat * weight + bias, normalising over the trailing ``normalized_shape``."""
+    x = as_tensor(x)
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) \
+        else tuple(normalized_shape)
+    if x.shape[x.ndim - len(normalized_shape):] != normalized_shape:
+        raise ShapeError(f"layer_norm: input shape {x.shape} does not end with "
+                         f"normalized_shape {normalized_shape}")
+    y = LayerNormalize.apply(x, n_axes=len(normalized_shape), eps=eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def dropout(x, p=0.5, training=True, generator=None):
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p),
+    so the expected value is unchanged and evaluation needs no rescaling.
+
+    ``generator`` (a ``numpy.random.Generator`` or an int seed) is required when it acts:
+    tinylm never draws from hidden global random state.
+    """
+    x = as_tensor(x)
+    if not 0 <= p <= 1:
+        raise TinyLMError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if generator is None:
+        raise TinyLMError("dropout: pass generator= (a numpy.random.Generator or an int seed); "
+                          "tinylm does not use global random state")
+    rng = generator if isinstance(generator, np.random.Generator) \
+        else np.random.default_rng(generator)
+    xp = get_array_module(x.data)
+    keep = rng.random(x.shape) >= p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    mask = xp.asarray(keep * scale, dtype=x.dtype)
+    return x * mask
+
+
+# --- losses --------------------------------------------------------------------------
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss, reduction, name):
+    if reduction not in _REDUCTIONS:
+        raise TinyLMError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _same_shape(a, b, name):
+    if a.shape != b.shape:
+        raise ShapeError(f"{name}: input shape {a.shape} and target shape {b.shape} differ")
+
+
+def mse_loss(pred, target, reduction="mean"):
+    """C3: MSE = 1/n sum_i (y_i - y^_i)^2."""
+    pred = as_tensor(pred)
+    target = as_tensor(target, pred)
+    _same_shape(pred, target, "mse_loss")
+    diff = pred - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy from logits (C4: -sum_i y_i log y^_i with one-hot y).
+
+    With label smoothing e the target is (1-e) one_hot + e/C. The gradient is
+    softmax(logits) - target_distribution, per valid row.
+    """
+
+    def forward(self, logits, target, ignore_index, label_smoothing, reduction):
+        xp = get_array_module(logits)
+        n_classes = logits.shape[-1]
+        logp = _log_softmax_array(logits.reshape(-1, n_classes), -1)
+        t = target.reshape(-1)
+        self.valid = t != ignore_index
+        picked = xp.where(self.valid, t, 0)
+        rows = xp.arange(t.size)
+        loss = -(1 - label_smoothing) * logp[rows, picked]
+        if label_smoothing:
+            loss = loss - label_smoothing * logp.mean(axis=-1)
+        loss = loss * self.valid
+        self.logp, self.picked, self.rows = logp, picked, rows
+        self.eps, self.reduction, self.in_shape = label_smoothing, reduction, logits.shape
+        self.n_valid = int(self.valid.sum())
+        if reduction == "none":
+            return loss.reshape(target.shape)
+        total = loss.sum()
+        return total / self.n_valid if reduction == "mean" else total
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        grad = xp.exp(self.logp)
+        grad[self.rows, self.picked] -= 1 - self.eps
+        if self.eps:
+            grad -= self.eps / grad.shape[-1]
+        grad *= self.valid[:, None]
+        if self.reduction == "none":
+            grad *= g.reshape(-1, 1)
+        else:
+            grad *= g / self.n_valid if self.reduction == "mean" else g
+        return grad.reshape(self.in_shape)
+
+
+def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """Mean negative log-likelihood of integer class ``target`` under softmax(``logits``).
+
+    ``logits`` (..., C) with the class axis LAST (PyTorch puts it second for >2-D input),
+    ``target`` integers of shape (...). Targets equal to ``ignore_index`` add nothing and
+    are left out of the mean. Stable for logits of any size (log-sum-exp with the max).
+    """
+    logits = as_tensor(logits)
+    target = as_array(target.data if isinstance(target, Tensor) else target)
+    if logits.ndim == 0:
+        raise ShapeError("cross_entropy: logits must have a class axis, got a scalar")
+    if target.shape != logits.shape[:-1]:
+        raise ShapeError(f"cross_entropy: logits {logits.shape} need a target of shape "
+                         f"{logits.shape[:-1]}, got {target.shape}")
+    if reduction not in _REDUCTIONS:
+        raise TinyLMError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, "
+                          f"got {reduction!r}")
+    if not 0 <= label_smoothing <= 1:
+        raise TinyLMError(f"cross_entropy: label_smoothing must be in [0, 1], "
+                          f"got {label_smoothing}")
+    _check_token_ids(target[target != ignore_index], logits.shape[-1], "cross_entropy",
+                     "target class")
+    if reduction == "mean" and target.size and not (target != ignore_index).any():
+        raise TinyLMError(f"cross_entropy: every target equals ignore_index={ignore_index}; "
+                          f"the mean over no targets is undefined")
+    return CrossEntropy.apply(logits, target=target, ignore_index=ignore_index,
+                              label_smoothing=label_smoothing, reduction=reduction)
+
+
+class BinaryCrossEntropy(Function):
+    """-[y log p + (1-y) log(1-p)] (C12's standard form), logs clamped at -100 as in PyTorch,
+    so p = 0 or 1 gives a large finite loss rather than inf."""
+
+    def forward(self, p, y):
+        xp = get_array_module(p)
+        self.p, self.y = p, y
+        with np.errstate(divide="ignore"):
+            log_p = xp.maximum(xp.log(p), -100)
+            log_1mp = xp.maximum(xp.log(1 - p), -100)
+        return -(y * log_p + (1 - y) * log_1mp)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        p, y = self.p, self.y
+        gp = g * (p - y) / xp.maximum(p * (1 - p), 1e-12)
+        gy = g * (xp.log1p(-p) - xp.log(p)) if self.needs_grad[1] else None
+        return gp, gy
+
+
+def binary_cross_entropy(p, target, reduction="mean"):
+    """Binary cross-entropy of probabilities ``p`` in [0, 1] against targets in [0, 1]."""
+    p = as_tensor(p)
+    target = as_tensor(target, p)
+    _same_shape(p, target, "binary_cross_entropy")
+    if p.size and (p.data.min() < 0 or p.data.max() > 1):
+        raise TinyLMError(f"binary_cross_entropy: input must be probabilities in [0, 1], got "
+                          f"values in [{float(p.data.min()):g}, {float(p.data.max()):g}] "
+                          f"(for logits use binary_cross_entropy_with_logits)")
+    return _reduce(BinaryCrossEntropy.apply(p, target), reduction, "binary_cross_entropy")
+
+
+class BCEWithLogits(Function):
+    """BCE(sigmoid(z), y) computed stably: max(z, 0) - z y + log(1 + e^{-|z|}).
+    Its gradient is the neat sigmoid(z) - y (C12: (y^ - y) x after the chain rule)."""
+
+    def forward(self, z, y):
+        xp = get_array_module(z)
+        self.z, self.y = z, y
+        return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        s = (xp.tanh(self.z * 0.5) + 1) * 0.5
+        return g * (s - self.y), (-g * self.z if self.needs_grad[1] else None)
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
+    """Binary cross-entropy on raw scores (the sigmoid is built in, and stable)."""
+    logits = as_tensor(logits)
+    target = as_tensor(target, logits)
+    _same_shape(logits, target, "binary_cross_entropy_with_logits")
+    return _reduce(BCEWithLogits.apply(logits, target), reduction,
+                   "binary_cross_entropy_with_logits")

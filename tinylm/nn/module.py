@@ -1,0 +1,201 @@
+"""``Module``, ``Parameter`` and ``Sequential``: the containers every layer is built from.
+
+Names and layouts follow PyTorch (``weight`` of Linear is (out_features, in_features), a child
+``encoder`` with parameter ``bias`` is ``encoder.bias`` in ``state_dict()``), so weights move
+between tinylm and PyTorch with ``load_state_dict({k: v.numpy() for k, v in ...})``.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from ..backend import DEFAULT_DTYPE, as_array, get_array_module, to_numpy
+from ..errors import ShapeError, TinyLMError
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a trainable weight: ``requires_grad`` is on, and a Module that holds
+    it as an attribute lists it in ``parameters()``."""
+
+    def __init__(self, data, requires_grad=True, dtype=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self):
+        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+
+def make_rng(seed):
+    """A ``numpy.random.Generator`` from an int seed, a Generator (used as is) or None
+    (fresh entropy: pass a seed whenever the result must be repeatable)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+class Module:
+    """Base class of layers and models.
+
+    Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``forward`` holds
+    the computation and ``module(x)`` calls it.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise TinyLMError(f"{type(self).__name__}: call super().__init__() in __init__ "
+                              f"before assigning attributes")
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, array):
+        """State that is saved in ``state_dict()`` but not trained (running statistics,
+        fixed positional tables...)."""
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")  # abstract
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # --- walking the tree ----------------------------------------------------------
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_parameters(self, prefix=""):
+        seen = set()
+        for mod_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if id(p) not in seen:   # a shared (tied) weight is listed once
+                    seen.add(id(p))
+                    yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self):
+        for mod_name, module in self.named_modules():
+            for name, b in module._buffers.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    def num_parameters(self):
+        return sum(p.size for p in self.parameters())
+
+    # --- modes and gradients -------------------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, dtype):
+        """Cast every parameter and floating buffer to ``dtype`` in place (e.g. float64 for
+        gradient checks)."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for m in self.modules():
+            for name, b in list(m._buffers.items()):
+                if b is not None and b.dtype.kind == "f":
+                    m.register_buffer(name, b.astype(dtype))
+        return self
+
+    # --- saving and loading --------------------------------------------------------
+    def state_dict(self):
+        """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
+        state = OrderedDict((name, to_numpy(p.data).copy()) for name, p in self.named_parameters())
+        state.update((name, to_numpy(b).copy()) for name, b in self.named_buffers()
+                     if b is not None)
+        return state
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays from ``state`` (name -> array-like: NumPy, or anything with
+        ``.numpy()``) into this module's parameters and buffers, checking names and shapes."""
+        own = dict(self.named_parameters())
+        buffers = {name: (mod, key) for mod_name, mod in self.named_modules()
+                   for key in mod._buffers
+                   for name in [f"{mod_name}.{key}" if mod_name else key]}
+        missing = [k for k in list(own) + list(buffers) if k not in state]
+        unexpected = [k for k in state if k not in own and k not in buffers]
+        if strict and (missing or unexpected):
+            raise TinyLMError(f"load_state_dict: missing keys {missing}, "
+                              f"unexpected keys {unexpected}")
+        for name, value in state.items():
+            if name not in own and name not in buffers:
+                continue
+            value = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+            target = own[name].data if name in own else getattr(*buffers[name])
+            if value.shape != target.shape:
+                raise ShapeError(f"load_state_dict: {name} has shape {value.shape} in the "
+                                 f"state, expected {target.shape}")
+            if name in own:
+                own[name].data = as_array(value, target.dtype, get_array_module(target))
+            else:
+                mod, key = buffers[name]
+                mod.register_buffer(key, as_array(value, target.dtype, get_array_module(target)))
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+    def extra_repr(self):
+        return ""
+
+
+class Sequential(Module):
+    """Modules applied one after another; children are named "0", "1", ... as in PyTorch."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TinyLMError(f"Sequential: argument {i} must be a Module, "
+                                  f"got {type(m).__name__}")
+            setattr(self, str(i), m)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+
+def uniform(rng, shape, bound, dtype=DEFAULT_DTYPE):
+    """U(-bound, bound) samples as a Parameter (PyTorch's default init for Linear, RNNs)."""
+    return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))

@@ -1,0 +1,464 @@
+"""The autograd engine: ``Tensor``, ``Function`` and reverse-mode ``backward()``.
+
+A ``Tensor`` holds an array (NumPy, or CuPy on a GPU) and, when it was computed from other
+tensors that need gradients, the ``Function`` that made it. Each ``Function`` does its math
+on raw arrays in ``forward`` and gives the local derivative in ``backward``; ``apply`` records
+the graph. ``Tensor.backward()`` sorts the graph once (no recursion, so a chain of 10,000 ops
+works) and pushes gradients from the output to every input by the chain rule (C8):
+
+    dL/dx = sum over the ops f that read x of  dL/df(x) * df/dx
+
+This file holds the machinery and the ops that Python's operators need (+ - * / ** @,
+indexing, reshape, transpose, sum, mean, max). The rest (nonlinearities, softmax, losses,
+layer norm, ...) lives in ``functional.py`` on the same ``Function`` base.
+"""
+import contextlib
+
+import numpy as np
+
+from .backend import as_array, get_array_module, to_numpy
+from .errors import DTypeError, GradError, ShapeError
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Turn graph recording off inside the block (evaluation, generation, optimiser steps)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the backward of NumPy broadcasting.
+
+    A broadcast input was read once per copy, so its gradient is the sum over the copies:
+    over the leading axes broadcasting added, and over the axes where ``shape`` has size 1.
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+class Tensor:
+    """An array plus what autograd needs: ``grad``, ``requires_grad`` and its creator.
+
+    Gradients ACCUMULATE: each ``backward()`` adds into ``.grad`` of the leaves, as in
+    PyTorch, so call ``zero_grad()`` (or set ``.grad = None``) between training steps.
+    """
+
+    __array_priority__ = 1000  # ndarray + Tensor must call Tensor.__radd__, not NumPy's add
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise DTypeError(f"Tensor: only floating-point tensors can require gradients, "
+                             f"got dtype {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self.creator = None      # the Function that computed this tensor (None for leaves)
+        self.retains_grad = False
+
+    # --- plain properties -------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    dtype = property(lambda self: self.data.dtype)
+    T = property(lambda self: self.transpose())
+    is_leaf = property(lambda self: self.creator is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = np.array2string(to_numpy(self.data), precision=4, separator=", ", prefix="Tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({body}{extra})"
+
+    def item(self):
+        return self.data.item()
+
+    def numpy(self):
+        """The values as a NumPy array (copied off the GPU if needed)."""
+        return to_numpy(self.data)
+
+    def detach(self):
+        """A new leaf sharing the data, cut off from the graph."""
+        return Tensor(self.data)
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after ``backward()`` (for teaching/inspection)."""
+        self.retains_grad = True
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # --- backward -------------------------------------------------------------------
+    def backward(self, grad=None):
+        """Backpropagate from this tensor; add dL/dleaf into each leaf's ``.grad``.
+
+        ``grad`` is dL/dself; it may be omitted only for a single-element tensor (then 1).
+        """
+        if not self.requires_grad:
+            raise GradError("backward: this tensor does not require grad (no input of the "
+                            "computation had requires_grad=True, or it ran under no_grad())")
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.size != 1:
+                raise GradError(f"backward: output has shape {self.shape}; pass grad= of that "
+                                f"shape, or reduce it to a scalar first (e.g. loss.sum())")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = as_array(grad.data if isinstance(grad, Tensor) else grad, self.dtype, xp)
+            if grad.shape != self.shape:
+                raise ShapeError(f"backward: grad has shape {grad.shape}, "
+                                 f"expected the output's shape {self.shape}")
+
+        grads = {id(self): grad}
+        for node in reversed(_topological_order(self)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node.creator is None or node.retains_grad:
+                node.grad = g if node.grad is None else node.grad + g
+            if node.creator is None:
+                continue
+            fn = node.creator
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for x, gx in zip(fn.inputs, input_grads):
+                if gx is None or not x.requires_grad:
+                    continue
+                if gx.shape != x.shape:  # a Function bug, not a user error: fail loudly
+                    raise ShapeError(f"{type(fn).__name__}.backward gave a gradient of shape "
+                                     f"{gx.shape} for an input of shape {x.shape}")
+                key = id(x)
+                grads[key] = gx if key not in grads else grads[key] + gx
+
+    # --- operators ------------------------------------------------------------------
+    def __add__(self, other): return Add.apply(self, other)
+    def __radd__(self, other): return Add.apply(other, self)
+    def __sub__(self, other): return Sub.apply(self, other)
+    def __rsub__(self, other): return Sub.apply(other, self)
+    def __mul__(self, other): return Mul.apply(self, other)
+    def __rmul__(self, other): return Mul.apply(other, self)
+    def __truediv__(self, other): return Div.apply(self, other)
+    def __rtruediv__(self, other): return Div.apply(other, self)
+    def __neg__(self): return Neg.apply(self)
+    def __pow__(self, other): return Pow.apply(self, other)
+    def __rpow__(self, other): return Pow.apply(other, self)
+    def __matmul__(self, other): return MatMul.apply(self, other)
+    def __rmatmul__(self, other): return MatMul.apply(other, self)
+    def __getitem__(self, key): return GetItem.apply(self, key=_unwrap_key(key))
+
+    # Comparisons give plain boolean arrays: they have no gradient.
+    def __lt__(self, other): return self.data < _raw(other)
+    def __le__(self, other): return self.data <= _raw(other)
+    def __gt__(self, other): return self.data > _raw(other)
+    def __ge__(self, other): return self.data >= _raw(other)
+
+    # --- shape and reductions (defined below in this file) -----------------------------
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return Reshape.apply(self, shape=tuple(shape))
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return Transpose.apply(self, axes=tuple(axes) if axes else None)
+
+    permute = transpose
+
+    def sum(self, axis=None, keepdims=False): return Sum.apply(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return Mean.apply(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return Max.apply(self, axis=axis, keepdims=keepdims)
+
+    # --- elementwise math (the Functions live in functional.py) -------------------------
+    def exp(self): return _F().exp(self)
+    def log(self): return _F().log(self)
+    def sqrt(self): return _F().sqrt(self)
+    def tanh(self): return _F().tanh(self)
+    def sigmoid(self): return _F().sigmoid(self)
+    def relu(self): return _F().relu(self)
+    def gelu(self, approximate="none"): return _F().gelu(self, approximate=approximate)
+    def masked_fill(self, mask, value): return _F().masked_fill(self, mask, value)
+    def pow(self, exponent): return Pow.apply(self, exponent)
+
+
+def _F():
+    from . import functional  # functional.py imports this file, so import it late
+    return functional
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _unwrap_key(key):
+    """Index keys may hold Tensors (integer arrays, boolean masks): use their arrays."""
+    if isinstance(key, tuple):
+        return tuple(_raw(k) for k in key)
+    return _raw(key)
+
+
+def _topological_order(root):
+    """Every tensor that leads to ``root`` and needs a gradient, inputs before outputs.
+
+    An explicit stack instead of recursion: deep graphs (long RNNs) must not hit
+    Python's recursion limit.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node.creator is not None:
+            for x in node.creator.inputs:
+                if x.requires_grad and id(x) not in visited:
+                    stack.append((x, False))
+    return order
+
+
+def as_tensor(x, like=None):
+    """``x`` as a Tensor; Python numbers take the dtype of ``like`` so float32 stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float)) and like.dtype.kind == "f":
+        return Tensor(as_array(x, like.dtype, get_array_module(like.data)))
+    return Tensor(x)
+
+
+class Function:
+    """One differentiable operation.
+
+    Subclasses write ``forward(self, *arrays, **params) -> array`` and
+    ``backward(self, grad_output) -> grad or tuple of grads`` (one per array input, ``None``
+    where no gradient flows). Anything backward needs, forward stores on ``self``.
+    ``Op.apply(*inputs, **params)`` runs forward and, when gradients are on and some input
+    needs one, links the output to this Function so ``backward()`` can find it.
+    """
+
+    inputs = ()
+    needs_grad = ()   # per input: does it need a gradient? (lets backward skip work)
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        tensors = tuple(as_tensor(x, like) for x in inputs)
+        fn = cls()
+        fn.needs_grad = tuple(t.requires_grad for t in tensors)
+        out = Tensor(fn.forward(*(t.data for t in tensors), **params))
+        if _grad_enabled and any(t.requires_grad for t in tensors):
+            out.requires_grad = True
+            out.creator = fn
+            fn.inputs = tensors
+        return out
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError  # abstract: every subclass defines it
+
+    def backward(self, grad_output):
+        raise NotImplementedError  # abstract: every subclass defines it
+
+
+# --- arithmetic ----------------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        ga = g / self.b
+        return unbroadcast(ga, self.a.shape), unbroadcast(-ga * self.a / self.b, self.b.shape)
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Pow(Function):
+    """a ** b; d/da = b a^(b-1), d/db = a^b log a (only asked for when b needs a gradient)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a ** b
+        return self.out
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_grad[0] else None
+        if not self.needs_grad[1]:
+            return ga, None
+        xp = get_array_module(a)
+        gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # a^b log a: defined for a > 0
+        return ga, unbroadcast(gb, b.shape)
+
+
+class MatMul(Function):
+    """Batched ``a @ b`` with NumPy's rules (1-D operands, broadcast batch axes).
+
+    Backward: dL/da = g @ b^T, dL/db = a^T @ g, then summed over broadcast batch axes.
+    """
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ShapeError(f"matmul: operands must have at least 1 axis, got {a.shape} @ {b.shape}")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ShapeError(f"matmul: {a.shape} @ {b.shape}: inner sizes {a.shape[-1]} "
+                             f"and {b.shape[-2 if b.ndim > 1 else 0]} differ")
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a      # treat vectors as 1-row / 1-column matrices
+        b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:
+            g = g[..., None]
+        if a.ndim == 1:
+            g = g[..., None, :]
+        ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        gb = unbroadcast(a2.swapaxes(-1, -2) @ g, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+# --- shape ---------------------------------------------------------------------------
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ShapeError(f"reshape: cannot reshape {a.shape} ({a.size} elements) "
+                             f"into {shape}") from None
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    def forward(self, a, axes):
+        if axes is not None and sorted(ax % a.ndim for ax in axes) != list(range(a.ndim)):
+            raise ShapeError(f"transpose: axes {axes} are not a permutation of the "
+                             f"{a.ndim} axes of shape {a.shape}")
+        self.axes = axes
+        return a.transpose(axes)
+
+    def backward(self, g):
+        if self.axes is None:
+            return g.transpose()
+        return g.transpose(np.argsort([ax % g.ndim for ax in self.axes]))
+
+
+class GetItem(Function):
+    """``a[key]``: slices, integer arrays, boolean masks. Backward scatters the gradient
+    back with ``xp.add.at``, which adds (not overwrites) where an index repeats (A10)."""
+
+    def forward(self, a, key):
+        self.shape, self.key = a.shape, key
+        return a[key]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        ga = xp.zeros(self.shape, dtype=g.dtype)
+        xp.add.at(ga, self.key, g)
+        return ga
+
+
+# --- reductions ----------------------------------------------------------------------
+def _expand_reduced(g, in_shape, axis, keepdims):
+    """Put back the axes a reduction removed, so ``g`` broadcasts against the input."""
+    if axis is None or keepdims:
+        return g.reshape([1] * len(in_shape)) if axis is None and not keepdims else g
+    axes = (axis,) if isinstance(axis, int) else axis
+    for ax in sorted(ax % len(in_shape) for ax in axes):
+        g = g.reshape(g.shape[:ax] + (1,) + g.shape[ax:])
+    return g
+
+
+class Sum(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        g = _expand_reduced(g, self.shape, self.axis, self.keepdims)
+        return xp.broadcast_to(g, self.shape).copy()
+
+
+class Mean(Sum):
+    def forward(self, a, axis=None, keepdims=False):
+        out = super().forward(a, axis, keepdims)
+        self.count = a.size // max(out.size, 1) if a.size else 1
+        return out / self.count
+
+    def backward(self, g):
+        return super().backward(g / self.count)
+
+
+class Max(Function):
+    """Maximum; the gradient goes to the arg-max, split evenly between ties."""
+
+    def forward(self, a, axis=None, keepdims=False):
+        if a.size == 0:
+            raise ShapeError(f"max: cannot reduce an empty array of shape {a.shape}")
+        self.a, self.axis, self.keepdims = a, axis, keepdims
+        self.out = a.max(axis=axis, keepdims=True)
+        return self.out if keepdims else a.max(axis=axis)
+
+    def backward(self, g):
+        hit = (self.a == self.out).astype(g.dtype)
+        hit /= hit.sum(axis=self.axis, keepdims=True)
+        return hit * _expand_reduced(g, self.a.shape, self.axis, self.keepdims)
