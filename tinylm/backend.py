@@ -42,15 +42,16 @@ def is_array(x):
 def as_array(data, dtype=None, xp=None):
     """Turn ``data`` (array, number, nested list) into an array of module ``xp``.
 
-    Arrays keep their dtype unless ``dtype`` is given; Python floats and lists of floats
-    become ``DEFAULT_DTYPE`` (float32), Python ints stay integer.
+    Arrays and NumPy scalars (what ``a.sum()`` returns) keep their dtype unless ``dtype`` is
+    given; Python floats and lists of floats become ``DEFAULT_DTYPE`` (float32), Python ints
+    stay integer.
     """
     if xp is None:
         xp = get_array_module(data)
     if is_array(data):
         return data if dtype is None or data.dtype == dtype else data.astype(dtype)
     arr = np.asarray(data)
-    if dtype is None and arr.dtype.kind == "f":
+    if dtype is None and arr.dtype.kind == "f" and not isinstance(data, np.generic):
         dtype = DEFAULT_DTYPE
     return xp.asarray(arr, dtype=dtype)
 

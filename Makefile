@@ -1,0 +1,42 @@
+# tinylm: every target sets up its own virtualenv (.venv) first; only Python 3.10+ is needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NAMES  ?=
+
+.PHONY: run test gradcheck notebooks venv clean
+
+# (Re)install when the package metadata changes; `pip install -e` keeps the code live.
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "tinylm needs Python 3.10 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+venv: $(STAMP)
+
+## run: every chapter in order, on its embedded data; figures go to figures/
+run: venv
+	@for chapter in chapters/[0-9][0-9]_*.py; do \
+		echo "=== $$chapter"; $(BIN)/python $$chapter || exit 1; done
+
+## test: the whole test suite (gradient checks, PyTorch cross-checks when torch is installed)
+test: venv
+	$(BIN)/python -m pytest
+
+## gradcheck: the table of finite-difference gradient checks (NAMES="lstm softmax" to filter)
+gradcheck: venv
+	$(BIN)/python -m tinylm gradcheck $(NAMES)
+
+## notebooks: the chapters as Jupyter notebooks in notebooks/
+notebooks: venv
+	@mkdir -p notebooks
+	@for chapter in chapters/[0-9][0-9]_*.py; do \
+		$(BIN)/jupytext --to notebook -o notebooks/$$(basename $$chapter .py).ipynb $$chapter \
+		|| exit 1; done
+
+clean:
+	rm -rf $(VENV) figures notebooks .pytest_cache .hypothesis build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,45 @@
+"""Command line: ``python -m tinylm gradcheck [NAME ...]`` (more commands join as they exist).
+
+    python -m tinylm gradcheck              every check, as a table; exit 1 if any fails
+    python -m tinylm gradcheck layer_norm   only the checks whose name contains "layer_norm"
+    python -m tinylm gradcheck --list       the names of the checks
+"""
+import argparse
+import sys
+import time
+
+
+def _gradcheck(args):
+    from .gradcheck import format_table, select
+    cases = select(args.names)
+    if args.list:
+        print("\n".join(c.name for c in cases))
+        return 0
+    if not cases:
+        print(f"no gradient check matches {' '.join(args.names)!r}; "
+              f"see python -m tinylm gradcheck --list", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    results = [case.run(seed=args.seed) for case in cases]
+    print(format_table(results))
+    failed = [r.name for r in results if not r.passed]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed "
+          f"({time.perf_counter() - start:.1f} s; float64, central differences, eps=1e-6)")
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tinylm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("gradcheck", help="finite-difference gradient checks, as a table")
+    check.add_argument("names", nargs="*", help="run only checks whose name contains one of these")
+    check.add_argument("--list", action="store_true", help="list the check names and exit")
+    check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    check.set_defaults(handler=_gradcheck)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
