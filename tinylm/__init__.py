@@ -5,7 +5,7 @@
     loss = (x * x).sum()
     loss.backward()          # x.grad == 2 x
 """
-from . import functional, nn
+from . import functional, nn, optim
 from .backend import DEFAULT_DTYPE, get_array_module
 from .errors import DTypeError, GradError, IndexRangeError, ShapeError, TinyLMError
 from .functional import concatenate, split, stack, where
@@ -14,7 +14,7 @@ from .tensor import Function, Tensor, is_grad_enabled, no_grad
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "Function", "no_grad", "is_grad_enabled", "functional", "nn", "concatenate", "stack",
+    "Tensor", "Function", "no_grad", "is_grad_enabled", "functional", "nn", "optim", "concatenate", "stack",
     "split", "where", "get_array_module", "DEFAULT_DTYPE", "TinyLMError", "ShapeError",
     "DTypeError", "GradError", "IndexRangeError",
 ]

@@ -57,11 +57,19 @@ class Tanh(Function):
         return g * (1 - self.y * self.y)
 
 
+def _sigmoid_array(x):
+    """s(x) = 1 / (1 + e^-x) without overflow: e^-|x| never exceeds 1, and for x < 0 the
+    form e^x / (1 + e^x) keeps tiny values like s(-40) = 4e-18 instead of rounding to 0."""
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
 class Sigmoid(Function):
-    """s(x) = 1 / (1 + e^-x), s' = s (1 - s). Written as (1 + tanh(x/2)) / 2: no overflow."""
+    """s(x) = 1 / (1 + e^-x), s' = s (1 - s)."""
 
     def forward(self, x):
-        self.y = (get_array_module(x).tanh(x * 0.5) + 1) * 0.5
+        self.y = _sigmoid_array(x)
         return self.y
 
     def backward(self, g):
@@ -490,9 +498,8 @@ class BCEWithLogits(Function):
         return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
 
     def backward(self, g):
-        xp = get_array_module(g)
-        s = (xp.tanh(self.z * 0.5) + 1) * 0.5
-        return g * (s - self.y), (-g * self.z if self.needs_grad[1] else None)
+        gz = g * (_sigmoid_array(self.z) - self.y)
+        return gz, (-g * self.z if self.needs_grad[1] else None)
 
 
 def binary_cross_entropy_with_logits(logits, target, reduction="mean"):

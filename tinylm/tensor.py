@@ -134,7 +134,9 @@ class Tensor:
             if g is None:
                 continue
             if node.creator is None or node.retains_grad:
-                node.grad = g if node.grad is None else node.grad + g
+                # copy: g may be shared with other tensors (Add passes one array to both
+                # inputs) or be a read-only view, and optimisers update .grad in place
+                node.grad = g.copy() if node.grad is None else node.grad + g
             if node.creator is None:
                 continue
             fn = node.creator
@@ -412,8 +414,18 @@ class GetItem(Function):
     def backward(self, g):
         xp = get_array_module(g)
         ga = xp.zeros(self.shape, dtype=g.dtype)
-        xp.add.at(ga, self.key, g)
+        if _is_basic_index(self.key):
+            ga[self.key] = g          # slices never repeat an element: plain assignment
+        else:
+            xp.add.at(ga, self.key, g)
         return ga
+
+
+def _is_basic_index(key):
+    """True for keys made of slices, ints, None and Ellipsis (no array indexing)."""
+    keys = key if isinstance(key, tuple) else (key,)
+    return all(k is None or k is Ellipsis or isinstance(k, (slice, int, np.integer))
+               for k in keys)
 
 
 # --- reductions ----------------------------------------------------------------------
@@ -435,7 +447,7 @@ class Sum(Function):
     def backward(self, g):
         xp = get_array_module(g)
         g = _expand_reduced(g, self.shape, self.axis, self.keepdims)
-        return xp.broadcast_to(g, self.shape).copy()
+        return xp.broadcast_to(g, self.shape)   # a read-only view: no copy of the data
 
 
 class Mean(Sum):
