@@ -191,7 +191,7 @@ class Optimizer:
 
     def _update(self, p, grad, state, group):
         """Change ``p.data`` in place, given its gradient, its state and its group."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each optimiser gives its rule
 
     # --- saving and resuming -------------------------------------------------------------
     def _indexed_params(self):
@@ -582,7 +582,7 @@ class LRScheduler:
         self.step()
 
     def _lr(self, base_lr, epoch, i):
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each schedule gives its formula
 
     def get_lr(self):
         """The lrs for the current ``last_epoch``, one per group."""

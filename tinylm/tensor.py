@@ -149,6 +149,8 @@ class Tensor:
                 if gx.shape != x.shape:  # a Function bug, not a user error: fail loudly
                     raise ShapeError(f"{type(fn).__name__}.backward gave a gradient of shape "
                                      f"{gx.shape} for an input of shape {x.shape}")
+                if gx.dtype != x.dtype:   # e.g. float64 data through float32 weights
+                    gx = gx.astype(x.dtype)
                 key = id(x)
                 grads[key] = gx if key not in grads else grads[key] + gx
 

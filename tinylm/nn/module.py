@@ -137,8 +137,9 @@ class Module:
         """Copy arrays from ``state`` (name -> array-like: NumPy, or anything with
         ``.numpy()``) into this module's parameters and buffers, checking names and shapes."""
         own = dict(self.named_parameters())
+        # a buffer set to None is not saved by state_dict(), so it is not expected here either
         buffers = {name: (mod, key) for mod_name, mod in self.named_modules()
-                   for key in mod._buffers
+                   for key, b in mod._buffers.items() if b is not None
                    for name in [f"{mod_name}.{key}" if mod_name else key]}
         missing = [k for k in list(own) + list(buffers) if k not in state]
         unexpected = [k for k in state if k not in own and k not in buffers]
@@ -148,7 +149,9 @@ class Module:
         for name, value in state.items():
             if name not in own and name not in buffers:
                 continue
-            value = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+            # np.array copies: the module must not share memory with the caller's arrays
+            # (a torch tensor's .numpy() is a view of it)
+            value = np.array(value.numpy() if hasattr(value, "numpy") else value)
             target = own[name].data if name in own else getattr(*buffers[name])
             if value.shape != target.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {value.shape} in the "
