@@ -165,12 +165,13 @@ class Concatenate(Function):
     def forward(self, *arrays, axis=0):
         xp = get_array_module(*arrays)
         self.axis = axis
-        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
         try:
-            return xp.concatenate(arrays, axis=axis)
-        except ValueError:
+            out = xp.concatenate(arrays, axis=axis)
+        except ValueError:   # also numpy's AxisError, for inputs with too few axes
             raise ShapeError(f"concatenate: shapes {[a.shape for a in arrays]} differ "
                              f"outside axis {axis}") from None
+        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]   # shapes now known good
+        return out
 
     def backward(self, g):
         return tuple(get_array_module(g).split(g, self.bounds, axis=self.axis))
@@ -268,7 +269,7 @@ def linear(x, weight, bias=None):
 
 def _check_token_ids(ids, n, name, what="token id"):
     if ids.dtype.kind not in "iu":
-        raise DTypeError(f"{name}: {what}s must be integers, got dtype {ids.dtype}")
+        raise DTypeError(f"{name}: each {what} must be an integer, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= n):
         bad = ids.min() if ids.min() < 0 else ids.max()
         raise IndexRangeError(f"{name}: {what} {int(bad)} is out of range [0, {n})")
@@ -298,6 +299,10 @@ def embedding(ids, weight, padding_idx=None):
     if weight.ndim != 2:
         raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, dim), got {weight.shape}")
     _check_token_ids(ids, weight.shape[0], "embedding")
+    if padding_idx is not None and not -weight.shape[0] <= padding_idx < weight.shape[0]:
+        # checked here: otherwise it would only fail later, inside backward()
+        raise IndexRangeError(f"embedding: padding_idx {padding_idx} is out of range for "
+                              f"{weight.shape[0]} embeddings")
     return Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
 
 
@@ -330,6 +335,10 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     if x.shape[x.ndim - len(normalized_shape):] != normalized_shape:
         raise ShapeError(f"layer_norm: input shape {x.shape} does not end with "
                          f"normalized_shape {normalized_shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and as_tensor(p).shape != normalized_shape:
+            raise ShapeError(f"layer_norm: {name} has shape {as_tensor(p).shape}, expected "
+                             f"normalized_shape {normalized_shape}")
     y = LayerNormalize.apply(x, n_axes=len(normalized_shape), eps=eps)
     if weight is not None:
         y = y * weight

@@ -362,7 +362,11 @@ class MatMul(Function):
             raise ShapeError(f"matmul: {a.shape} @ {b.shape}: inner sizes {a.shape[-1]} "
                              f"and {b.shape[-2 if b.ndim > 1 else 0]} differ")
         self.a, self.b = a, b
-        return a @ b
+        try:
+            return a @ b
+        except ValueError:   # the batch axes (all but the last two) do not broadcast
+            raise ShapeError(f"matmul: {a.shape} @ {b.shape}: batch axes {a.shape[:-2]} and "
+                             f"{b.shape[:-2]} do not broadcast") from None
 
     def backward(self, g):
         a, b = self.a, self.b
