@@ -242,3 +242,26 @@ def test_embedding_non_positive_sizes():
 def test_unknown_device():
     with pytest.raises(tl.TinyLMError, match="unknown device 'tpu': expected 'cpu' or 'cuda'"):
         to_device(np.ones(2), "tpu")
+
+
+# --- NumPy's own errors are turned into tinylm errors at the op boundary ----------------
+@pytest.mark.parametrize("make, message", [
+    (lambda: ones(3) + ones(4), "add: inputs of shape (3,), (4,): operands could not be broadcast"),
+    (lambda: ones(2, 3) * ones(3, 2), "mul: inputs of shape (2, 3), (3, 2)"),
+    (lambda: F.where(np.ones(3, bool), ones(3), ones(2)), "where: inputs of shape (3,), (2,)"),
+    (lambda: ones(3).sum(axis=2), "sum: inputs of shape (3,): axis 2 is out of bounds"),
+    (lambda: F.softmax(ones(3), axis=1), "softmax: inputs of shape (3,): axis 1 is out of bounds"),
+])
+def test_numpy_value_errors_become_shape_errors(make, message):
+    with pytest.raises(tl.ShapeError, match=re.escape(message)):
+        make()
+
+
+def test_bce_rejects_nan_probabilities():
+    with pytest.raises(tl.TinyLMError, match=r"probabilities in \[0, 1\], got values in \[nan"):
+        F.binary_cross_entropy(np.array([0.5, np.nan]), np.array([1.0, 0.0]))
+
+
+def test_embedding_bad_padding_idx_is_an_index_range_error():
+    with pytest.raises(tl.IndexRangeError):
+        nn.Embedding(5, 3, padding_idx=5)

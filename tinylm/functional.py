@@ -490,7 +490,7 @@ def binary_cross_entropy(p, target, reduction="mean"):
     p = as_tensor(p)
     target = as_tensor(target, p)
     _same_shape(p, target, "binary_cross_entropy")
-    if p.size and (p.data.min() < 0 or p.data.max() > 1):
+    if p.size and not (p.data.min() >= 0 and p.data.max() <= 1):   # also catches NaN
         raise TinyLMError(f"binary_cross_entropy: input must be probabilities in [0, 1], got "
                           f"values in [{float(p.data.min()):g}, {float(p.data.max()):g}] "
                           f"(for logits use binary_cross_entropy_with_logits)")

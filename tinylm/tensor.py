@@ -271,7 +271,13 @@ class Function:
         tensors = tuple(as_tensor(x, like) for x in inputs)
         fn = cls()
         fn.needs_grad = tuple(t.requires_grad for t in tensors)
-        out = Tensor(fn.forward(*(t.data for t in tensors), **params))
+        try:
+            out = Tensor(fn.forward(*(t.data for t in tensors), **params))
+        except ShapeError:
+            raise
+        except ValueError as e:  # NumPy's broadcast and axis errors: say which op and shapes
+            shapes = ", ".join(str(t.shape) for t in tensors)
+            raise ShapeError(f"{cls.__name__.lower()}: inputs of shape {shapes}: {e}") from None
         if _grad_enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out.creator = fn
