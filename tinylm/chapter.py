@@ -65,7 +65,6 @@ class Chapter:
         self.figures_dir = Path(args.figures)
         self.passed, self.failed, self.saved = [], [], []
         self._start = time.perf_counter()
-        np.set_printoptions(precision=4, suppress=True, linewidth=WIDTH)
         banner = f"Chapter {number:02d}: {title}" + ("  [--quick]" if self.quick else "")
         print("=" * WIDTH + "\n" + banner + "\n" + "=" * WIDTH)
 

@@ -23,14 +23,18 @@ _grad_enabled = True
 
 
 @contextlib.contextmanager
-def no_grad():
-    """Turn graph recording off inside the block (evaluation, generation, optimiser steps)."""
+def _grad_mode(enabled):
     global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    previous, _grad_enabled = _grad_enabled, enabled
     try:
         yield
     finally:
         _grad_enabled = previous
+
+
+def no_grad():
+    """Turn graph recording off inside the block (evaluation, generation, optimiser steps)."""
+    return _grad_mode(False)
 
 
 def is_grad_enabled():
@@ -112,48 +116,18 @@ class Tensor:
         """Backpropagate from this tensor; add dL/dleaf into each leaf's ``.grad``.
 
         ``grad`` is dL/dself; it may be omitted only for a single-element tensor (then 1).
+        For gradients that are themselves differentiable (Hessian-vector products), use
+        ``tinylm.grad(..., create_graph=True)``.
         """
-        if not self.requires_grad:
-            raise GradError("backward: this tensor does not require grad (no input of the "
-                            "computation had requires_grad=True, or it ran under no_grad())")
-        xp = get_array_module(self.data)
-        if grad is None:
-            if self.size != 1:
-                raise GradError(f"backward: output has shape {self.shape}; pass grad= of that "
-                                f"shape, or reduce it to a scalar first (e.g. loss.sum())")
-            grad = xp.ones_like(self.data)
-        else:
-            grad = as_array(grad.data if isinstance(grad, Tensor) else grad, self.dtype, xp)
-            if grad.shape != self.shape:
-                raise ShapeError(f"backward: grad has shape {grad.shape}, "
-                                 f"expected the output's shape {self.shape}")
-
-        grads = {id(self): grad}
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
+        def store(node, g):
             if node.creator is None or node.retains_grad:
                 # copy: g may be shared with other tensors (Add passes one array to both
                 # inputs) or be a read-only view, and optimisers update .grad in place
                 node.grad = g.copy() if node.grad is None else node.grad + g
-            if node.creator is None:
-                continue
-            fn = node.creator
-            input_grads = fn.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for x, gx in zip(fn.inputs, input_grads):
-                if gx is None or not x.requires_grad:
-                    continue
-                if gx.shape != x.shape:  # a Function bug, not a user error: fail loudly
-                    raise ShapeError(f"{type(fn).__name__}.backward gave a gradient of shape "
-                                     f"{gx.shape} for an input of shape {x.shape}")
-                if gx.dtype != x.dtype:   # e.g. float64 data through float32 weights
-                    gx = gx.astype(x.dtype)
-                key = id(x)
-                grads[key] = gx if key not in grads else grads[key] + gx
 
+        _backpropagate(self, _initial_grad(self, grad, "backward"), store)
+
+    # --- operators ------------------------------------------------------------------
     # --- operators ------------------------------------------------------------------
     def __add__(self, other): return Add.apply(self, other)
     def __radd__(self, other): return Add.apply(other, self)
@@ -217,6 +191,90 @@ def _unwrap_key(key):
     if isinstance(key, tuple):
         return tuple(_raw(k) for k in key)
     return _raw(key)
+
+
+def _initial_grad(root, grad, caller):
+    """dL/droot as an array: ``grad`` checked against root's shape, or 1 for a scalar."""
+    if not root.requires_grad:
+        raise GradError(f"{caller}: this tensor does not require grad (no input of the "
+                        f"computation had requires_grad=True, or it ran under no_grad())")
+    xp = get_array_module(root.data)
+    if grad is None:
+        if root.size != 1:
+            raise GradError(f"{caller}: output has shape {root.shape}; pass grad= of that "
+                            f"shape, or reduce it to a scalar first (e.g. loss.sum())")
+        return xp.ones_like(root.data)
+    grad = as_array(grad.data if isinstance(grad, Tensor) else grad, root.dtype, xp)
+    if grad.shape != root.shape:
+        raise ShapeError(f"{caller}: grad has shape {grad.shape}, "
+                         f"expected the output's shape {root.shape}")
+    return grad
+
+
+def _backpropagate(root, grad, on_grad, create_graph=False):
+    """The chain rule over the graph below ``root``, outputs before inputs.
+
+    Each tensor's gradient is complete once every op that read it has been visited; then
+    ``on_grad(tensor, grad)`` sees it, and its creator's ``backward`` passes it on. With
+    ``create_graph`` the gradients are Tensors computed by recorded ops (see
+    ``higher_order.py``), so they can be differentiated again.
+    """
+    if create_graph:
+        from .higher_order import graph_backward
+        grad = Tensor(grad)
+    grads = {id(root): grad}
+    for node in reversed(_topological_order(root)):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        on_grad(node, g)
+        fn = node.creator
+        if fn is None:
+            continue
+        input_grads = graph_backward(fn, g) if create_graph else fn.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for x, gx in zip(fn.inputs, input_grads):
+            if gx is None or not x.requires_grad:
+                continue
+            if gx.shape != x.shape:  # a Function bug, not a user error: fail loudly
+                raise ShapeError(f"{type(fn).__name__}.backward gave a gradient of shape "
+                                 f"{gx.shape} for an input of shape {x.shape}")
+            if gx.dtype != x.dtype and not create_graph:   # float64 data, float32 weights
+                gx = gx.astype(x.dtype)
+            key = id(x)
+            grads[key] = gx if key not in grads else grads[key] + gx
+
+
+def grad(output, inputs, grad_output=None, create_graph=False, allow_unused=False):
+    """d output / d input for each of ``inputs``, returned (not stored in ``.grad``).
+
+    With ``create_graph=True`` the results are Tensors that remember how they were
+    computed, so they can be differentiated again: the gradient of (grad(L, w) . v) is the
+    Hessian-vector product H v.
+    """
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    wanted = {id(x): None for x in inputs}
+
+    def collect(node, g):
+        if id(node) in wanted:
+            wanted[id(node)] = g
+
+    start = _initial_grad(output, grad_output, "grad")
+    if create_graph:
+        with _grad_mode(True):
+            _backpropagate(output, start, collect, create_graph=True)
+    else:
+        _backpropagate(output, start, collect)
+    results = []
+    for x in inputs:
+        g = wanted[id(x)]
+        if g is None and not allow_unused:
+            raise GradError(f"grad: an input of shape {x.shape} was not used to compute the "
+                            f"output (pass allow_unused=True to get None for it)")
+        results.append(g if g is None or create_graph else Tensor(g))
+    return results[0] if single else results
 
 
 def _topological_order(root):
