@@ -20,7 +20,7 @@
 # 6. gradient checking: central finite differences, why their error is O(eps^2), why in
 #    float64, the random projection for non-scalar outputs; then `tinylm.gradcheck` over a
 #    few ops, and a deliberately wrong backward that it catches;
-# 7. a Hessian-vector product by finite differences of gradients.
+# 7. a Hessian-vector product, by finite differences of gradients and by double backward.
 
 # %%
 import sys
@@ -147,6 +147,13 @@ def gradient_of(loss_fn, w):
 def hvp_finite_difference(loss_fn, w, v, eps=1e-5):
     """Hessian-vector product H v ~ (g(w + eps v) - g(w - eps v)) / (2 eps), g = dL/dw."""
     return (gradient_of(loss_fn, w + eps * v) - gradient_of(loss_fn, w - eps * v)) / (2 * eps)
+
+
+def hvp_double_backward(loss_fn, w, v):
+    """Hessian-vector product H v = d/dw (dL/dw . v), exactly, by differentiating twice."""
+    wt = tl.Tensor(np.array(w, dtype=np.float64), requires_grad=True)
+    g = tl.grad(loss_fn(wt), wt, create_graph=True)    # g is a Tensor with its own graph
+    return tl.grad((g * v).sum(), wt).numpy()
 
 
 # %%
@@ -488,13 +495,16 @@ ch.check("the same input with tinylm's sigmoid passes", fixed.passed,
 # linear, so the difference is exact up to rounding), and on the logistic loss of chapter 02,
 # whose Hessian is `X^T diag(y^ (1 - y^)) X / n`.
 #
-# Plainly: tinylm has **no double backward** (`create_graph=True` in PyTorch) yet: its
-# `backward` works on raw arrays and records no graph of its own, so it cannot be
-# differentiated again. PyTorch computes `H v` exactly that way (differentiating `g . v`);
-# here we take the finite difference instead.
+# The exact way is a **double backward**: `tinylm.grad(L, w, create_graph=True)` returns the
+# gradient `g` as a Tensor built from recorded ops (each op's derivative written again with
+# Tensor operations, in `tinylm/higher_order.py`), so it can be differentiated once more:
+#
+#     H v = d/dw (g(w) . v)          (Pearlmutter's trick: one more backward pass, no eps)
+#
+# We compute both and check them against each other and against the exact Hessian.
 
 # %%
-ch.section("7. Hessian-vector product by finite differences of gradients")
+ch.section("7. Hessian-vector products: finite differences and double backward")
 rng = np.random.default_rng(7)
 n = 5
 M = rng.standard_normal((n, n))
@@ -517,6 +527,9 @@ ch.show("A v (exact)", A @ v)
 ch.check("quadratic: finite-difference H v == A v", (hv, A @ v, 1e-8))
 H_cols = np.column_stack([hvp_finite_difference(quadratic, w_at, e) for e in np.eye(n)])
 ch.check("the whole Hessian, one H e_j at a time, == A", (H_cols, A, 1e-8))
+ch.code(hvp_double_backward)
+ch.check("quadratic: double-backward H v == A v", (hvp_double_backward(quadratic, w_at, v),
+                                                  A @ v, 1e-12))
 
 Xl = rng.random((40, n))
 yl = (rng.random(40) < 0.5).astype(float)
@@ -534,6 +547,9 @@ ch.show("logistic loss: H v by finite differences", hv_log)
 ch.show("X^T diag(y^(1-y^)) X v / n (exact)", H_exact @ v)
 ch.check("logistic loss: finite-difference H v == exact H v (rel err < 1e-7)", rel < 1e-7,
          f"rel err {rel:.1e}")
+hv_exact_route = hvp_double_backward(logistic, w_at, v)
+ch.show("logistic loss: H v by double backward", hv_exact_route)
+ch.check("logistic loss: double-backward H v == exact H v", (hv_exact_route, H_exact @ v, 1e-12))
 
 # %% [markdown]
 # From here on, every new op or layer in tinylm arrives with its row in the gradient-check

@@ -92,3 +92,10 @@ def test_cli_exit_status_is_nonzero_when_a_check_fails(monkeypatch, capsys):
     assert main(["gradcheck"]) == 1
     out = capsys.readouterr().out
     assert "wrong square" in out and "FAIL" in out and "2 passed, 1 failed" in out
+
+
+def test_cli_second_order():
+    run = subprocess.run([sys.executable, "-m", "tinylm", "gradcheck", "--second-order",
+                          "softmax", "layer_norm"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "layer_norm[2 axes]" in run.stdout and "0 failed" in run.stdout

@@ -9,12 +9,12 @@ from . import functional, nn, optim
 from .backend import DEFAULT_DTYPE, get_array_module
 from .errors import DTypeError, GradError, IndexRangeError, ShapeError, TinyLMError
 from .functional import concatenate, split, stack, where
-from .tensor import Function, Tensor, is_grad_enabled, no_grad
+from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "Function", "no_grad", "is_grad_enabled", "functional", "nn", "optim", "concatenate", "stack",
-    "split", "where", "get_array_module", "DEFAULT_DTYPE", "TinyLMError", "ShapeError",
-    "DTypeError", "GradError", "IndexRangeError",
+    "Tensor", "Function", "grad", "no_grad", "enable_grad", "is_grad_enabled", "functional",
+    "nn", "optim", "concatenate", "stack", "split", "where", "get_array_module", "DEFAULT_DTYPE",
+    "TinyLMError", "ShapeError", "DTypeError", "GradError", "IndexRangeError",
 ]

@@ -3,6 +3,7 @@
     python -m tinylm gradcheck              every check, as a table; exit 1 if any fails
     python -m tinylm gradcheck layer_norm   only the checks whose name contains "layer_norm"
     python -m tinylm gradcheck --list       the names of the checks
+    python -m tinylm gradcheck --second-order   the same cases, second derivatives
 """
 import argparse
 import sys
@@ -20,7 +21,10 @@ def _gradcheck(args):
               f"see python -m tinylm gradcheck --list", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    results = [case.run(seed=args.seed) for case in cases]
+    if args.second_order:
+        results = [case.run_second_order(seed=args.seed) for case in cases]
+    else:
+        results = [case.run(seed=args.seed) for case in cases]
     print(format_table(results))
     failed = [r.name for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed "
@@ -36,6 +40,8 @@ def main(argv=None):
     check.add_argument("names", nargs="*", help="run only checks whose name contains one of these")
     check.add_argument("--list", action="store_true", help="list the check names and exit")
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    check.add_argument("--second-order", action="store_true",
+                       help="check second derivatives (tinylm.grad(..., create_graph=True))")
     check.set_defaults(handler=_gradcheck)
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -10,7 +10,7 @@ import numpy as np
 from .backend import as_array, get_array_module
 from .errors import DTypeError, IndexRangeError, ShapeError, TinyLMError
 from .kernels import erf
-from .tensor import Function, Tensor, as_tensor, unbroadcast
+from .tensor import Function, Tensor, as_tensor, scatter_add, unbroadcast
 
 __all__ = [
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "softmax", "log_softmax",
@@ -284,9 +284,7 @@ class Embedding(Function):
         return weight[ids]
 
     def backward(self, g):
-        xp = get_array_module(g)
-        gw = xp.zeros(self.shape, dtype=g.dtype)
-        xp.add.at(gw, self.ids, g)
+        gw = scatter_add(g, self.ids, self.shape)
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0   # the padding row is never trained
         return gw
@@ -314,7 +312,7 @@ class LayerNormalize(Function):
 
     def forward(self, x, n_axes=1, eps=1e-5):
         xp = get_array_module(x)
-        self.axes = tuple(range(-n_axes, 0))
+        self.axes, self.eps = tuple(range(-n_axes, 0)), eps
         mu = x.mean(axis=self.axes, keepdims=True)
         var = ((x - mu) ** 2).mean(axis=self.axes, keepdims=True)
         self.inv_std = 1 / xp.sqrt(var + eps)

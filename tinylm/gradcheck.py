@@ -10,7 +10,9 @@ to L = sum(y * R) with a fixed random R: that checks every entry of the Jacobian
 product, not only the sum.
 
 ``gradcheck`` is used by the tests, the chapters and ``python -m tinylm gradcheck``; the
-``CASES`` list below is the table an instructor projects in class.
+``CASES`` list below is the table an instructor projects in class. Each case also checks
+the second derivative (``--second-order``): the gradient of the differentiable gradient that
+``tinylm.grad(..., create_graph=True)`` builds, against finite differences.
 """
 from dataclasses import dataclass
 
@@ -20,7 +22,7 @@ from . import functional as F
 from . import nn
 from .backend import to_numpy
 from .errors import DTypeError
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, enable_grad, grad, is_grad_enabled, no_grad
 
 
 @dataclass
@@ -51,7 +53,8 @@ def gradcheck(fn, leaves, eps=1e-6, atol=1e-8, rtol=1e-6, seed=0, name=""):
         leaf.requires_grad, leaf.grad = True, None
     out = fn()
     weights = np.asarray(np.random.default_rng(seed).standard_normal(out.shape))
-    (out * Tensor(weights)).sum().backward()
+    if out.requires_grad:   # else out does not depend on the leaves: every gradient is 0
+        (out * Tensor(weights)).sum().backward()
     analytic = [np.zeros(leaf.shape) if leaf.grad is None else to_numpy(leaf.grad)
                 for leaf in leaves]
 
@@ -89,6 +92,35 @@ class GradCase:
     def run(self, seed=0):
         fn, leaves = self.build(np.random.default_rng(seed))
         return gradcheck(fn, leaves, name=self.name, seed=seed)
+
+    def run_second_order(self, seed=0):
+        """Check the differentiable gradient of ``tinylm.grad(..., create_graph=True)``.
+
+        With R projecting the output and V the leaves, S(x) = sum_i <dL/dx_i, V_i> for
+        L = sum(f(x)^2 R) is an ordinary function of x whose gradient is the Hessian-vector
+        product H V; gradcheck compares it with finite differences of the first gradient.
+        (The square makes even a linear op's second derivative non-zero, so its
+        differentiable backward is really exercised.)
+        """
+        fn, leaves = self.build(np.random.default_rng(seed))
+        rng = np.random.default_rng(seed + 1)
+        directions = [Tensor(rng.standard_normal(leaf.shape)) for leaf in leaves]
+
+        def gradient_dot_direction():
+            # gradcheck's analytic pass records (S from the differentiable gradient, then
+            # backward through it); its finite-difference passes run under no_grad(), and
+            # there S comes from the plain backward, which the first-order checks verified.
+            # So a wrong differentiable rule cannot agree with itself.
+            create_graph = is_grad_enabled()
+            with enable_grad():
+                out = fn()
+                weights = Tensor(np.random.default_rng(seed).standard_normal(out.shape))
+                loss = (out * out * weights).sum()
+                grads = grad(loss, leaves, create_graph=create_graph, allow_unused=True)
+                terms = [(g * v).sum() for g, v in zip(grads, directions) if g is not None]
+                return sum(terms[1:], terms[0])
+
+        return gradcheck(gradient_dot_direction, leaves, name=self.name, seed=seed)
 
 
 def _t(rng, *shape, low=None):

@@ -37,6 +37,11 @@ def no_grad():
     return _grad_mode(False)
 
 
+def enable_grad():
+    """Turn graph recording back on inside the block (even within ``no_grad()``)."""
+    return _grad_mode(True)
+
+
 def is_grad_enabled():
     return _grad_enabled
 
@@ -263,7 +268,7 @@ def grad(output, inputs, grad_output=None, create_graph=False, allow_unused=Fals
 
     start = _initial_grad(output, grad_output, "grad")
     if create_graph:
-        with _grad_mode(True):
+        with enable_grad():
             _backpropagate(output, start, collect, create_graph=True)
     else:
         _backpropagate(output, start, collect)
@@ -482,13 +487,18 @@ class GetItem(Function):
         return a[key]
 
     def backward(self, g):
-        xp = get_array_module(g)
-        ga = xp.zeros(self.shape, dtype=g.dtype)
-        if _is_basic_index(self.key):
-            ga[self.key] = g          # slices never repeat an element: plain assignment
-        else:
-            xp.add.at(ga, self.key, g)
-        return ga
+        return scatter_add(g, self.key, self.shape)
+
+
+def scatter_add(g, key, shape):
+    """Zeros of ``shape`` with ``g`` added at ``key``: the backward of ``a[key]``."""
+    xp = get_array_module(g)
+    out = xp.zeros(shape, dtype=g.dtype)
+    if _is_basic_index(key):
+        out[key] = g          # slices never repeat an element: plain assignment
+    else:
+        xp.add.at(out, key, g)
+    return out
 
 
 def _is_basic_index(key):
