@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NAMES  ?=
 
-.PHONY: run test gradcheck notebooks venv clean
+.PHONY: run test gradcheck bench notebooks venv clean
 
 # (Re)install when the package metadata changes; `pip install -e` keeps the code live.
 $(STAMP): setup.cfg pyproject.toml
@@ -29,6 +29,10 @@ test: venv
 ## gradcheck: the table of finite-difference gradient checks (NAMES="lstm softmax" to filter)
 gradcheck: venv
 	$(BIN)/python -m tinylm gradcheck $(NAMES)
+
+## bench: speed figures beside PyTorch (when installed), as JSON; nothing is asserted
+bench: venv
+	@for script in benchmarks/*.py; do echo "=== $$script"; $(BIN)/python $$script || exit 1; done
 
 ## notebooks: the chapters as Jupyter notebooks in notebooks/
 notebooks: venv

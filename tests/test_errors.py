@@ -50,7 +50,7 @@ def test_reshape_and_transpose():
                        match=re.escape("reshape: cannot reshape (2, 3) (6 elements) into (4, 2)")):
         ones(2, 3).reshape(4, 2)
     with pytest.raises(tl.ShapeError, match=r"axes \(0, 0\) are not a permutation of the 2 axes"):
-        ones(2, 3).transpose(0, 0)
+        ones(2, 3).permute(0, 0)
     with pytest.raises(tl.ShapeError, match=r"axes \(0, 1, 2\) .* shape \(2, 3\)"):
         ones(2, 3).permute(0, 1, 2)
 
@@ -173,9 +173,11 @@ def test_cross_entropy_errors():
 
 @pytest.mark.ch02
 def test_cross_entropy_all_ignored_mean():
-    with pytest.raises(tl.TinyLMError, match="every target equals ignore_index=-100; the mean "
-                                             "over no targets is undefined"):
+    with pytest.raises(tl.TinyLMError, match=r"no targets to average over \(empty, or every one "
+                                             r"equals ignore_index=-100\); the mean is undefined"):
         F.cross_entropy(ones(2, 5), np.array([-100, -100]))
+    with pytest.raises(tl.TinyLMError, match="no targets to average over"):
+        F.cross_entropy(np.ones((0, 5)), np.zeros(0, dtype=int))
     with pytest.raises(tl.TinyLMError, match="ignore_index=3"):
         F.cross_entropy(ones(2, 5), np.array([3, 3]), ignore_index=3)
 
@@ -265,3 +267,8 @@ def test_bce_rejects_nan_probabilities():
 def test_embedding_bad_padding_idx_is_an_index_range_error():
     with pytest.raises(tl.IndexRangeError):
         nn.Embedding(5, 3, padding_idx=5)
+
+
+def test_linear_with_a_1d_weight():
+    with pytest.raises(tl.ShapeError, match=r"linear: weight must be 2-D .* got shape \(4,\)"):
+        F.linear(ones(2, 4), ones(4))

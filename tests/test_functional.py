@@ -444,3 +444,33 @@ def test_bce_with_logits_extreme(dtype):
     loss.sum().backward()
     assert np.isfinite(z.grad).all()
     np.testing.assert_allclose(z.grad, [0.0, -1.0, 1.0, 0.0, -1.0, 1.0])   # sigmoid(z) - y
+
+
+def test_relu_of_minus_infinity_is_zero_not_nan():
+    x = Tensor(np.array([-np.inf, -1.0, 2.0]), requires_grad=True)
+    y = F.relu(x)
+    np.testing.assert_array_equal(y.data, [0.0, 0.0, 2.0])
+    y.backward(np.array([np.inf, 1.0, 1.0]))
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0])
+
+
+@pytest.mark.ch02
+def test_float_targets_take_the_predictions_dtype():
+    pred = Tensor(np.full(3, 0.5, np.float32), requires_grad=True)
+    target = np.array([0.0, 1.0, 1.0])                   # NumPy's default float64
+    for loss in (F.mse_loss, F.binary_cross_entropy, F.binary_cross_entropy_with_logits):
+        assert loss(pred, target).dtype == np.float32, loss.__name__
+
+
+def test_split_validates_axis_and_sizes():
+    x = Tensor(np.ones((2, 4)))
+    with pytest.raises(tl.ShapeError, match="axis 2 does not exist"):
+        F.split(x, 2, axis=2)
+    with pytest.raises(tl.ShapeError, match="must not be negative"):
+        F.split(x, [5, -1], axis=1)
+
+
+def test_masked_fill_takes_a_tensor_value():
+    x = Tensor(np.zeros(3))
+    y = F.masked_fill(x, np.array([True, False, True]), Tensor(np.float64(7.0)))
+    np.testing.assert_array_equal(y.data, [7.0, 0.0, 7.0])

@@ -99,3 +99,8 @@ def test_cli_second_order():
                           "softmax", "layer_norm"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "layer_norm[2 axes]" in run.stdout and "0 failed" in run.stdout
+
+
+def test_gradcheck_works_on_non_contiguous_leaves():
+    x = tl.Tensor(np.random.default_rng(0).random((4, 3)).T, requires_grad=True)
+    assert gradcheck(lambda: x * x, [x]).passed

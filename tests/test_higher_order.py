@@ -114,3 +114,42 @@ def test_enable_grad_inside_no_grad():
             assert (x * 2).requires_grad
         assert not tl.is_grad_enabled()
     assert tl.is_grad_enabled()
+
+
+def test_second_order_check_catches_a_wrong_differentiable_rule(monkeypatch):
+    import tinylm.higher_order as ho
+    case = next(c for c in CASES if c.name == "tanh")
+    assert case.run_second_order().passed
+    monkeypatch.setitem(ho.RULES, F.Tanh, lambda fn, g: g * (1 - F.tanh(fn.inputs[0])))
+    assert not case.run_second_order().passed
+
+
+def test_bce_differentiable_gradient_is_clamped_like_the_plain_one():
+    p = tl.Tensor(np.array([0.0, 1.0, 0.5]), requires_grad=True)
+    y = np.array([0.0, 1.0, 1.0])
+    plain = tl.grad(F.binary_cross_entropy(p, y), p)
+    graph = tl.grad(F.binary_cross_entropy(p, y), p, create_graph=True)
+    np.testing.assert_allclose(graph.data, plain.data)
+    assert np.isfinite(graph.data).all()
+
+
+def test_differentiable_gradient_keeps_float32():
+    a = tl.Tensor(np.ones(2, np.float32), requires_grad=True)
+    g = tl.grad((a * np.ones(2)).sum(), a, create_graph=True)   # float64 constant on the way
+    assert g.dtype == np.float32
+
+
+def test_plain_grad_results_are_independent_writable_arrays():
+    a = tl.Tensor(np.ones(3), requires_grad=True)
+    b = tl.Tensor(np.ones(3), requires_grad=True)
+    ga, gb = tl.grad((a + b).sum(), [a, b])
+    assert ga.data is not gb.data
+    ga.data *= 2
+    np.testing.assert_array_equal(gb.data, np.ones(3))
+
+
+def test_grad_of_an_input_without_requires_grad_says_so():
+    x = tl.Tensor(np.ones(2))
+    w = tl.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(tl.GradError, match="does not require grad"):
+        tl.grad((x * w).sum(), [x])

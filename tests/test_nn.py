@@ -72,7 +72,10 @@ def test_nested_names():
     assert [n for n, _ in m.named_modules()] == [
         "", "encoder", "encoder.0", "encoder.0.proj", "encoder.0.norm", "encoder.1", "head"]
     assert [n for n, _ in m.named_buffers()] == ["encoder.0.running"]
-    assert list(m.state_dict()) == [n for n, _ in m.named_parameters()] + ["encoder.0.running"]
+    # PyTorch's order: each module's own parameters and buffers, then its children's
+    assert list(m.state_dict()) == [
+        "encoder.0.scale", "encoder.0.running", "encoder.0.proj.weight", "encoder.0.proj.bias",
+        "encoder.0.norm.weight", "encoder.0.norm.bias", "head.weight", "head.bias"]
     assert len(list(m.children())) == 2
 
 
@@ -94,7 +97,7 @@ def test_tied_weights_listed_once():
     assert m.emb.weight.grad is m.out.weight.grad
     assert np.abs(m.emb.weight.grad).sum() > 0
     sd = m.state_dict()
-    assert list(sd) == ["emb.weight"]
+    assert list(sd) == ["emb.weight", "out.weight"]   # each name, as PyTorch saves it
     m2 = Tied()
     m2.load_state_dict(sd)
     assert m2.out.weight is m2.emb.weight
@@ -331,3 +334,42 @@ def test_reprs():
     assert "    (0): Block(" in nested          # children of children are indented twice
     p = repr(nn.Linear(1, 1, seed=0).bias)
     assert p.startswith("Parameter(") and "requires_grad=True" in p
+
+
+class Tied(nn.Module):
+    """An embedding and an output layer sharing one weight (as GPT-2 does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(5, 3, seed=0, dtype=np.float64)
+        self.out = nn.Linear(3, 5, bias=False, seed=1, dtype=np.float64)
+        self.out.weight = self.emb.weight
+
+
+def test_tied_weights_are_one_parameter_but_saved_under_each_name():
+    m = Tied()
+    assert [n for n, _ in m.named_parameters()] == ["emb.weight"]
+    state = m.state_dict()
+    assert list(state) == ["emb.weight", "out.weight"]        # as PyTorch lists them
+    state = {k: v + 1 for k, v in state.items()}
+    m.load_state_dict(state)
+    np.testing.assert_array_equal(m.out.weight.data, state["out.weight"])
+    assert m.out.weight is m.emb.weight
+
+
+def test_load_state_dict_changes_nothing_when_a_later_entry_is_bad():
+    m = nn.Sequential(nn.Linear(2, 3, seed=0), nn.Linear(3, 1, seed=1))
+    before = m.state_dict()
+    bad = {k: v + 1 for k, v in before.items()}
+    bad["1.weight"] = np.ones((2, 2))
+    with pytest.raises(tl.ShapeError, match="1.weight"):
+        m.load_state_dict(bad)
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_sequential_slice_is_a_sequential():
+    m = nn.Sequential(nn.Linear(2, 3, seed=0), nn.Tanh(), nn.Linear(3, 1, seed=1))
+    head = m[:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2
+    assert head(np.ones((1, 2), np.float32)).shape == (1, 3)

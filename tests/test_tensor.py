@@ -227,7 +227,7 @@ def test_reshape_forms_and_gradient():
 
 def test_transpose_and_permute(rng):
     x = leaf(rng.standard_normal((2, 3, 4)))
-    y = x.transpose(2, 0, 1)
+    y = x.permute(2, 0, 1)
     assert y.shape == (4, 2, 3)
     np.testing.assert_array_equal(y.data, x.data.transpose(2, 0, 1))
     g = rng.standard_normal((4, 2, 3))
@@ -245,7 +245,20 @@ def test_transpose_and_permute(rng):
     x.T.backward(np.ones((4, 3, 2)))       # .T reverses every axis, as in NumPy
     assert x.grad.shape == (2, 3, 4)
     m = leaf(np.arange(6.0).reshape(2, 3))
-    assert m.T.shape == (3, 2) and m.transpose().shape == (3, 2)
+    assert m.T.shape == (3, 2) and m.transpose(0, 1).shape == (3, 2)
+
+
+def test_transpose_swaps_two_axes_like_pytorch(rng):
+    k = leaf(rng.standard_normal((2, 3, 4)))
+    kt = k.transpose(-2, -1)                 # the attention idiom K^T
+    assert kt.shape == (2, 4, 3)
+    np.testing.assert_array_equal(kt.data, k.data.swapaxes(-2, -1))
+    g = rng.standard_normal((2, 4, 3))
+    kt.backward(g)
+    np.testing.assert_array_equal(k.grad, g.swapaxes(-2, -1))
+    assert k.transpose(0, 0).shape == (2, 3, 4)
+    with pytest.raises(tl.ShapeError, match=r"axes 0 and 3 do not both exist"):
+        k.transpose(0, 3)
 
 
 # --- reductions ----------------------------------------------------------------------
@@ -441,3 +454,68 @@ def test_gradient_takes_the_inputs_dtype():
     out.sum().backward()
     assert w.grad.dtype == np.float32
     np.testing.assert_array_equal(w.grad, [0, 1, 2])
+
+
+# --- Python and NumPy protocols --------------------------------------------------------
+def test_python_protocols_follow_the_values():
+    assert not bool(Tensor([0.0])) and bool(Tensor([2.0]))
+    with pytest.raises(ValueError):
+        bool(Tensor([1.0, 2.0]))           # ambiguous, as in NumPy and PyTorch
+    assert float(Tensor(np.float64(2.5))) == 2.5 and int(Tensor([3])) == 3
+    np.testing.assert_array_equal(Tensor([1.0, 2.0]) == 1.0, [True, False])
+    np.testing.assert_array_equal(Tensor([1.0, 2.0]) != Tensor([1.0, 3.0]), [False, True])
+    t = Tensor([1.0])
+    assert {t: 1}[t] == 1                   # still hashable (by identity)
+
+
+def test_numpy_defers_to_tensor():
+    x = leaf([1.0, 2.0])
+    for y in (np.float64(2.0) * x, np.array([1.0, 1.0]) + x, np.eye(2) @ x):
+        assert isinstance(y, Tensor) and y.requires_grad
+    with pytest.raises(TypeError):
+        np.exp(x)                           # no silent object arrays: use F.exp / x.exp()
+
+
+def test_constructor_rejects_non_numbers():
+    for bad in (None, "a", [object()]):
+        with pytest.raises(tl.DTypeError, match="data must be numbers"):
+            Tensor(bad)
+
+
+def test_astype_is_differentiable_and_casts_the_gradient_back():
+    x = leaf([1.0, 2.0], dtype=np.float32)
+    y = x.astype(np.float64)
+    assert y.dtype == np.float64
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, [2.0, 4.0])
+    assert x.astype(np.float32) is x
+
+
+def test_reductions_accept_a_list_of_axes(rng):
+    x = leaf(rng.standard_normal((2, 3, 4)))
+    np.testing.assert_allclose(x.sum(axis=[0, 2]).data, x.data.sum(axis=(0, 2)))
+    np.testing.assert_allclose(x.max(axis=[0, 2]).data, x.data.max(axis=(0, 2)))
+
+
+def test_mean_of_nothing_raises_instead_of_nan():
+    with pytest.raises(tl.ShapeError, match="no elements to average over"):
+        Tensor(np.ones((0, 3))).mean()
+    assert Tensor(np.ones((3, 0))).mean(axis=0).shape == (0,)   # an empty result is fine
+
+
+def test_numpy_errors_are_named_by_kind():
+    with pytest.raises(tl.TinyLMError, match="pow: inputs of shape") as info:
+        Tensor([1, 2]) ** Tensor(np.array(-1))        # integers to a negative power
+    assert not isinstance(info.value, tl.ShapeError)
+    with pytest.raises(tl.IndexRangeError, match="getitem: inputs of shape \\(3,\\)"):
+        Tensor([1.0, 2.0, 3.0])[5]
+
+
+def test_matmul_skips_the_gradient_nobody_needs(rng):
+    x = Tensor(rng.standard_normal((2, 3, 4)))            # data: no gradient wanted
+    w = leaf(rng.standard_normal((4, 5)))
+    out = x @ w
+    out.backward(np.ones((2, 3, 5)))
+    np.testing.assert_allclose(w.grad, x.data.reshape(-1, 4).T @ np.ones((6, 5)))
+    assert x.grad is None

@@ -276,3 +276,24 @@ def test_load_from_torch_does_not_share_memory():
     with torch.no_grad():
         theirs.weight.add_(1.0)
     np.testing.assert_array_equal(ours.weight.data, before)
+
+
+def test_tied_weight_state_dict_moves_both_ways():
+    class TorchTied(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = tnn.Embedding(5, 3)
+            self.out = tnn.Linear(3, 5, bias=False)
+            self.out.weight = self.emb.weight
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(5, 3, seed=0, dtype=np.float64)
+            self.out = nn.Linear(3, 5, bias=False, seed=1, dtype=np.float64)
+            self.out.weight = self.emb.weight
+
+    t, m = TorchTied().double(), Tied()
+    m.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    np.testing.assert_array_equal(m.emb.weight.data, t.emb.weight.detach().numpy())
+    t.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})

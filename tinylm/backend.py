@@ -15,16 +15,6 @@ DEFAULT_DTYPE = np.float32
 """dtype of tensors made from Python numbers and lists, and of new layers (as in PyTorch)."""
 
 
-def cupy_available():
-    """True when CuPy imported and sees at least one GPU."""
-    if _cupy is None:
-        return False
-    try:
-        return _cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
 def get_array_module(*arrays):
     """Return ``cupy`` if any argument is a CuPy array, else ``numpy`` (DeZero's idea)."""
     if _cupy is not None:
@@ -56,11 +46,12 @@ def as_array(data, dtype=None, xp=None):
     return xp.asarray(arr, dtype=dtype)
 
 
-def to_numpy(x):
-    """A NumPy copy (or view) of ``x``, wherever it lives."""
+def to_numpy(x, copy=False):
+    """``x`` as a NumPy array, wherever it lives: a view where possible, unless ``copy``
+    (an array copied off the GPU is new memory either way)."""
     if _cupy is not None and isinstance(x, _cupy.ndarray):
         return _cupy.asnumpy(x)
-    return np.asarray(x)
+    return np.array(x) if copy else np.asarray(x)
 
 
 def to_device(x, device):

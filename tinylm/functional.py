@@ -79,10 +79,10 @@ class Sigmoid(Function):
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
-        return x * self.positive
+        return get_array_module(x).maximum(x, 0)     # not x * mask: -inf * 0 would be NaN
 
     def backward(self, g):
-        return g * self.positive
+        return get_array_module(g).where(self.positive, g, 0)
 
 
 class GELU(Function):
@@ -93,12 +93,13 @@ class GELU(Function):
     """
 
     C = math.sqrt(2 / math.pi)
+    K = 0.044715
 
     def forward(self, x, approximate="none"):
         xp = get_array_module(x)
         self.x, self.approximate = x, approximate
         if approximate == "tanh":
-            self.t = xp.tanh(self.C * (x + 0.044715 * x ** 3))
+            self.t = xp.tanh(self.C * (x + self.K * x * x * x))   # x*x*x: np.power is slow
             return 0.5 * x * (1 + self.t)
         if approximate != "none":
             raise TinyLMError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -108,7 +109,7 @@ class GELU(Function):
     def backward(self, g):
         x = self.x
         if self.approximate == "tanh":
-            dinner = self.C * (1 + 3 * 0.044715 * x * x)
+            dinner = self.C * (1 + 3 * self.K * x * x)
             return g * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * dinner)
         pdf = get_array_module(x).exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         return g * (self.cdf + x * pdf)
@@ -185,8 +186,7 @@ class Stack(Function):
         return get_array_module(*arrays).stack(arrays, axis=axis)
 
     def backward(self, g):
-        xp = get_array_module(g)
-        return tuple(xp.take(g, i, axis=self.axis) for i in range(g.shape[self.axis]))
+        return tuple(get_array_module(g).moveaxis(g, self.axis, 0))   # views, no copies
 
 
 def concatenate(tensors, axis=0):
@@ -205,12 +205,16 @@ def split(x, sizes, axis=-1):
     """Split ``x`` along ``axis`` into pieces of the given ``sizes`` (a list), or into
     ``sizes`` equal pieces (an int). Each piece is a slice, so gradients flow back."""
     x = as_tensor(x)
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"split: axis {axis} does not exist in a tensor of shape {x.shape}")
     n = x.shape[axis]
     if isinstance(sizes, int):
         if sizes <= 0 or n % sizes:
             raise ShapeError(f"split: axis {axis} of size {n} cannot be split into {sizes} "
                              f"equal pieces")
         sizes = [n // sizes] * sizes
+    if any(size < 0 for size in sizes):
+        raise ShapeError(f"split: sizes must not be negative, got {list(sizes)}")
     if sum(sizes) != n:
         raise ShapeError(f"split: sizes {list(sizes)} add up to {sum(sizes)}, "
                          f"but axis {axis} has size {n}")
@@ -252,6 +256,7 @@ def where(condition, a, b):
 def masked_fill(x, mask, value):
     """``x`` with ``value`` wherever ``mask`` is True (e.g. -inf above the causal diagonal)."""
     x = as_tensor(x)
+    value = value.item() if isinstance(value, Tensor) else value
     return Where.apply(as_tensor(float(value), x), x, condition=_bool_mask(mask, "masked_fill"))
 
 
@@ -259,6 +264,9 @@ def masked_fill(x, mask, value):
 def linear(x, weight, bias=None):
     """y = x W^T + b with W of shape (out_features, in_features), PyTorch's layout."""
     x, weight = as_tensor(x), as_tensor(weight)
+    if weight.ndim != 2:
+        raise ShapeError(f"linear: weight must be 2-D (out_features, in_features), "
+                         f"got shape {weight.shape}")
     if x.shape[-1:] != weight.shape[1:]:
         raise ShapeError(f"linear: input has {x.shape[-1] if x.ndim else 'no'} features "
                          f"(shape {x.shape}), weight expects {weight.shape[1]} "
@@ -290,6 +298,13 @@ class Embedding(Function):
         return gw
 
 
+def check_padding_idx(padding_idx, num_embeddings, name):
+    """``padding_idx`` must name a row: -n <= padding_idx < n (or be None)."""
+    if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+        raise IndexRangeError(f"{name}: padding_idx {padding_idx} is out of range for "
+                              f"{num_embeddings} embeddings")
+
+
 def embedding(ids, weight, padding_idx=None):
     """Look up rows ``weight[ids]``; ``ids`` any-shaped integers, result ids.shape + (dim,)."""
     weight = as_tensor(weight)
@@ -297,10 +312,7 @@ def embedding(ids, weight, padding_idx=None):
     if weight.ndim != 2:
         raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, dim), got {weight.shape}")
     _check_token_ids(ids, weight.shape[0], "embedding")
-    if padding_idx is not None and not -weight.shape[0] <= padding_idx < weight.shape[0]:
-        # checked here: otherwise it would only fail later, inside backward()
-        raise IndexRangeError(f"embedding: padding_idx {padding_idx} is out of range for "
-                              f"{weight.shape[0]} embeddings")
+    check_padding_idx(padding_idx, weight.shape[0], "embedding")  # else it fails in backward
     return Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
 
 
@@ -349,8 +361,9 @@ def dropout(x, p=0.5, training=True, generator=None):
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p),
     so the expected value is unchanged and evaluation needs no rescaling.
 
-    ``generator`` (a ``numpy.random.Generator`` or an int seed) is required when it acts:
-    tinylm never draws from hidden global random state.
+    ``generator`` is required when it acts (tinylm never draws from hidden global random
+    state): a ``numpy.random.Generator`` gives a new mask on every call; an int seed gives
+    the SAME mask on every call (handy for checks, wrong for training).
     """
     x = as_tensor(x)
     if not 0 <= p <= 1:
@@ -373,10 +386,22 @@ def dropout(x, p=0.5, training=True, generator=None):
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduce(loss, reduction, name):
+def _check_reduction(reduction, name):
     if reduction not in _REDUCTIONS:
         raise TinyLMError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(loss, reduction, name):
+    _check_reduction(reduction, name)
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _target_like(target, pred):
+    """Targets are constants: give float ones the prediction's dtype (float32 stays float32)."""
+    target = as_tensor(target, pred)
+    if target.dtype.kind == "f" and target.dtype != pred.dtype and not target.requires_grad:
+        target = Tensor(target.data.astype(pred.dtype))
+    return target
 
 
 def _same_shape(a, b, name):
@@ -387,7 +412,7 @@ def _same_shape(a, b, name):
 def mse_loss(pred, target, reduction="mean"):
     """C3: MSE = 1/n sum_i (y_i - y^_i)^2."""
     pred = as_tensor(pred)
-    target = as_tensor(target, pred)
+    target = _target_like(target, pred)
     _same_shape(pred, target, "mse_loss")
     diff = pred - target
     return _reduce(diff * diff, reduction, "mse_loss")
@@ -448,17 +473,15 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     if target.shape != logits.shape[:-1]:
         raise ShapeError(f"cross_entropy: logits {logits.shape} need a target of shape "
                          f"{logits.shape[:-1]}, got {target.shape}")
-    if reduction not in _REDUCTIONS:
-        raise TinyLMError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, "
-                          f"got {reduction!r}")
+    _check_reduction(reduction, "cross_entropy")
     if not 0 <= label_smoothing <= 1:
         raise TinyLMError(f"cross_entropy: label_smoothing must be in [0, 1], "
                           f"got {label_smoothing}")
     _check_token_ids(target[target != ignore_index], logits.shape[-1], "cross_entropy",
                      "target class")
-    if reduction == "mean" and target.size and not (target != ignore_index).any():
-        raise TinyLMError(f"cross_entropy: every target equals ignore_index={ignore_index}; "
-                          f"the mean over no targets is undefined")
+    if reduction == "mean" and not (target != ignore_index).any():
+        raise TinyLMError(f"cross_entropy: no targets to average over (empty, or every one "
+                          f"equals ignore_index={ignore_index}); the mean is undefined")
     return CrossEntropy.apply(logits, target=target, ignore_index=ignore_index,
                               label_smoothing=label_smoothing, reduction=reduction)
 
@@ -486,7 +509,7 @@ class BinaryCrossEntropy(Function):
 def binary_cross_entropy(p, target, reduction="mean"):
     """Binary cross-entropy of probabilities ``p`` in [0, 1] against targets in [0, 1]."""
     p = as_tensor(p)
-    target = as_tensor(target, p)
+    target = _target_like(target, p)
     _same_shape(p, target, "binary_cross_entropy")
     if p.size and not (p.data.min() >= 0 and p.data.max() <= 1):   # also catches NaN
         raise TinyLMError(f"binary_cross_entropy: input must be probabilities in [0, 1], got "
@@ -512,7 +535,7 @@ class BCEWithLogits(Function):
 def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
     """Binary cross-entropy on raw scores (the sigmoid is built in, and stable)."""
     logits = as_tensor(logits)
-    target = as_tensor(target, logits)
+    target = _target_like(target, logits)
     _same_shape(logits, target, "binary_cross_entropy_with_logits")
     return _reduce(BCEWithLogits.apply(logits, target), reduction,
                    "binary_cross_entropy_with_logits")

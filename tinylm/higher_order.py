@@ -8,19 +8,18 @@ operations:
 
     dL/da = g * b,  dL/db = g * a          (Mul; g = dL/d(a*b) is now a Tensor too)
 
-``graph_backward(fn, g)`` looks the rule up. The derivatives of the three helper ops
+``graph_backward(fn, g)`` looks the rule up. The derivatives of the four helper ops
 here (SumTo, BroadcastTo, IndexAdd, Erf) are graphs again, so any order of derivative works.
 """
 import math
-
-import numpy as np
 
 from . import functional as F
 from .backend import get_array_module
 from .errors import GradError
 from .kernels import erf
-from .tensor import (Add, Div, Function, GetItem, MatMul, Max, Mean, Mul, Neg, Pow, Reshape,
-                     Sub, Sum, Tensor, Transpose, _expand_reduced, scatter_add, unbroadcast)
+from .tensor import (Add, AsType, Div, Function, GetItem, MatMul, Max, Mean, Mul, Neg, Pow,
+                     Reshape, Sub, Sum, Tensor, Transpose, _expand_reduced, scatter_add,
+                     unbroadcast)
 
 
 class SumTo(Function):
@@ -58,10 +57,6 @@ def sum_to(t, shape):
     return t if t.shape == tuple(shape) else SumTo.apply(t, shape=tuple(shape))
 
 
-def _swap_last(t):
-    return t.transpose(tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2))
-
-
 def _const(fn, array):
     """A constant of the op's own dtype (masks and targets carry no gradient)."""
     return Tensor(array.astype(fn.inputs[0].dtype))
@@ -75,8 +70,8 @@ def _matmul(fn, g):
         g = g.reshape(g.shape + (1,))
     if a.ndim == 1:
         g = g.reshape(g.shape[:-1] + (1, g.shape[-1]))
-    return (sum_to(g @ _swap_last(b2), a2.shape).reshape(a.shape),
-            sum_to(_swap_last(a2) @ g, b2.shape).reshape(b.shape))
+    return (sum_to(g @ b2.transpose(-2, -1), a2.shape).reshape(a.shape),
+            sum_to(a2.transpose(-2, -1) @ g, b2.shape).reshape(b.shape))
 
 
 def _pow(fn, g):
@@ -90,17 +85,6 @@ def _pow(fn, g):
 
 def _sum(fn, g):
     return BroadcastTo.apply(_expand_reduced(g, fn.shape, fn.axis, fn.keepdims), shape=fn.shape)
-
-
-def _max(fn, g):
-    hit = (fn.a == fn.out).astype(fn.a.dtype)
-    hit /= hit.sum(axis=fn.axis, keepdims=True)      # ties share the gradient
-    return Tensor(hit) * _expand_reduced(g, fn.a.shape, fn.axis, fn.keepdims)
-
-
-def _transpose(fn, g):
-    return g.transpose() if fn.axes is None else \
-        g.transpose(tuple(np.argsort([ax % g.ndim for ax in fn.axes])))
 
 
 def _softmax(fn, g):
@@ -122,9 +106,9 @@ class Erf(Function):
 def _gelu(fn, g):
     x = fn.inputs[0]
     if fn.approximate == "tanh":
-        c = math.sqrt(2 / math.pi)
-        t = F.tanh(c * (x + 0.044715 * x ** 3))
-        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x))
+        c, k = F.GELU.C, F.GELU.K
+        t = F.tanh(c * (x + k * x ** 3))
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x))
     cdf = 0.5 * (1 + Erf.apply(x / math.sqrt(2)))
     pdf = F.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     return g * (cdf + x * pdf)
@@ -132,7 +116,8 @@ def _gelu(fn, g):
 
 def _binary_cross_entropy(fn, g):
     p, y = fn.inputs
-    gp = g * (p - y) / (p * (1 - p))
+    variance = p * (1 - p)       # clamped at 1e-12 as in BinaryCrossEntropy.backward
+    gp = g * (p - y) / F.where(variance.data > 1e-12, variance, 1e-12)
     return gp, (g * (F.log(1 - p) - F.log(p)) if fn.needs_grad[1] else None)
 
 
@@ -149,7 +134,7 @@ def _embedding(fn, g):
     gw = IndexAdd.apply(g, key=fn.ids, shape=fn.shape)
     if fn.padding_idx is None:
         return gw
-    keep = np.ones((fn.shape[0], 1))
+    keep = get_array_module(fn.ids).ones((fn.shape[0], 1))
     keep[fn.padding_idx] = 0                         # the padding row is never trained
     return gw * _const(fn, keep)
 
@@ -157,7 +142,7 @@ def _embedding(fn, g):
 def _cross_entropy(fn, g):
     z = fn.inputs[0]
     n_classes = z.shape[-1]
-    target = np.zeros(fn.logp.shape)                 # (1 - e) one_hot + e / C, valid rows
+    target = get_array_module(fn.logp).zeros(fn.logp.shape)   # (1-e) one_hot + e/C, valid rows
     target[fn.rows, fn.picked] = 1 - fn.eps
     target += fn.eps / n_classes
     valid = fn.valid[:, None].astype(target.dtype)
@@ -179,11 +164,13 @@ RULES = {
     Pow: _pow,
     MatMul: _matmul,
     Reshape: lambda fn, g: g.reshape(fn.in_shape),
-    Transpose: _transpose,
+    Transpose: lambda fn, g: g.permute(fn.inverse_axes),
+    AsType: lambda fn, g: g.astype(fn.in_dtype),
     GetItem: lambda fn, g: IndexAdd.apply(g, key=fn.key, shape=fn.shape),
     Sum: _sum,
     Mean: lambda fn, g: _sum(fn, g) / fn.count,
-    Max: _max,
+    Max: lambda fn, g: Tensor(fn.tie_weights()) * _expand_reduced(g, fn.a.shape, fn.axis,
+                                                                  fn.keepdims),
     SumTo: lambda fn, g: BroadcastTo.apply(g, shape=fn.in_shape),
     BroadcastTo: lambda fn, g: sum_to(g, fn.in_shape),
     IndexAdd: lambda fn, g: g[fn.key],

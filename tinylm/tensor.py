@@ -17,7 +17,7 @@ import contextlib
 import numpy as np
 
 from .backend import as_array, get_array_module, to_numpy
-from .errors import DTypeError, GradError, ShapeError
+from .errors import DTypeError, GradError, IndexRangeError, ShapeError, TinyLMError
 
 _grad_enabled = True
 
@@ -67,12 +67,18 @@ class Tensor:
     PyTorch, so call ``zero_grad()`` (or set ``.grad = None``) between training steps.
     """
 
-    __array_priority__ = 1000  # ndarray + Tensor must call Tensor.__radd__, not NumPy's add
+    # NumPy must not handle Tensors itself: `ndarray + Tensor` then calls Tensor.__radd__
+    # (so the graph is recorded), and np.exp(tensor) fails loudly instead of making an
+    # object array.
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
         self.data = as_array(data, dtype)
+        if self.data.dtype.kind not in "biufc":
+            raise DTypeError(f"Tensor: data must be numbers (bool, int or float), got "
+                             f"{type(data).__name__} of dtype {self.data.dtype}")
         if requires_grad and self.data.dtype.kind not in "fc":
             raise DTypeError(f"Tensor: only floating-point tensors can require gradients, "
                              f"got dtype {self.data.dtype}")
@@ -86,11 +92,20 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     dtype = property(lambda self: self.data.dtype)
-    T = property(lambda self: self.transpose())
+    T = property(lambda self: self.permute(*reversed(range(self.ndim))))
     is_leaf = property(lambda self: self.creator is None)
 
     def __len__(self):
         return len(self.data)
+
+    def __bool__(self):
+        return bool(self.data)      # like NumPy: an error for more than one element
+
+    def __float__(self):
+        return float(self.item())   # only for a single element
+
+    def __int__(self):
+        return int(self.item())
 
     def __repr__(self):
         body = np.array2string(to_numpy(self.data), precision=4, separator=", ", prefix="Tensor(")
@@ -133,7 +148,6 @@ class Tensor:
         _backpropagate(self, _initial_grad(self, grad, "backward"), store)
 
     # --- operators ------------------------------------------------------------------
-    # --- operators ------------------------------------------------------------------
     def __add__(self, other): return Add.apply(self, other)
     def __radd__(self, other): return Add.apply(other, self)
     def __sub__(self, other): return Sub.apply(self, other)
@@ -149,7 +163,11 @@ class Tensor:
     def __rmatmul__(self, other): return MatMul.apply(other, self)
     def __getitem__(self, key): return GetItem.apply(self, key=_unwrap_key(key))
 
-    # Comparisons give plain boolean arrays: they have no gradient.
+    # Comparisons give plain boolean arrays, elementwise (as in NumPy and PyTorch); they have
+    # no gradient. Tensors stay hashable by identity, which is all the engine needs.
+    __hash__ = object.__hash__
+    def __eq__(self, other): return self.data == _raw(other)
+    def __ne__(self, other): return self.data != _raw(other)
     def __lt__(self, other): return self.data < _raw(other)
     def __le__(self, other): return self.data <= _raw(other)
     def __gt__(self, other): return self.data > _raw(other)
@@ -160,15 +178,33 @@ class Tensor:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return Reshape.apply(self, shape=tuple(shape))
 
-    def transpose(self, *axes):
+    def permute(self, *axes):
+        """Reorder the axes: ``x.permute(2, 0, 1)`` (NumPy's ``transpose(axes)``)."""
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return Transpose.apply(self, axes=tuple(axes) if axes else None)
+        return Transpose.apply(self, axes=tuple(axes))
 
-    permute = transpose
+    def transpose(self, dim0, dim1):
+        """Swap two axes, as PyTorch's ``transpose`` (``k.transpose(-2, -1)`` in attention)."""
+        axes = list(range(self.ndim))
+        try:
+            axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        except IndexError:
+            raise ShapeError(f"transpose: axes {dim0} and {dim1} do not both exist in a tensor "
+                             f"of shape {self.shape}") from None
+        return Transpose.apply(self, axes=tuple(axes))
 
-    def sum(self, axis=None, keepdims=False): return Sum.apply(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return Mean.apply(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return Max.apply(self, axis=axis, keepdims=keepdims)
+    def astype(self, dtype):
+        """The values in another dtype; the gradient is cast back."""
+        return self if self.dtype == dtype else AsType.apply(self, dtype=np.dtype(dtype))
+
+    def sum(self, axis=None, keepdims=False):
+        return Sum.apply(self, axis=_axis(axis), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return Mean.apply(self, axis=_axis(axis), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return Max.apply(self, axis=_axis(axis), keepdims=keepdims)
 
     # --- elementwise math (the Functions live in functional.py) -------------------------
     def exp(self): return _F().exp(self)
@@ -185,6 +221,11 @@ class Tensor:
 def _F():
     from . import functional  # functional.py imports this file, so import it late
     return functional
+
+
+def _axis(axis):
+    """NumPy takes several axes only as a tuple; accept a list too."""
+    return tuple(axis) if isinstance(axis, list) else axis
 
 
 def _raw(x):
@@ -245,7 +286,7 @@ def _backpropagate(root, grad, on_grad, create_graph=False):
             if gx.shape != x.shape:  # a Function bug, not a user error: fail loudly
                 raise ShapeError(f"{type(fn).__name__}.backward gave a gradient of shape "
                                  f"{gx.shape} for an input of shape {x.shape}")
-            if gx.dtype != x.dtype and not create_graph:   # float64 data, float32 weights
+            if gx.dtype != x.dtype:   # e.g. float64 data through float32 weights
                 gx = gx.astype(x.dtype)
             key = id(x)
             grads[key] = gx if key not in grads else grads[key] + gx
@@ -260,6 +301,10 @@ def grad(output, inputs, grad_output=None, create_graph=False, allow_unused=Fals
     """
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
+    for x in inputs:
+        if not x.requires_grad:
+            raise GradError(f"grad: an input of shape {x.shape} does not require grad; create "
+                            f"it with requires_grad=True")
     wanted = {id(x): None for x in inputs}
 
     def collect(node, g):
@@ -278,7 +323,8 @@ def grad(output, inputs, grad_output=None, create_graph=False, allow_unused=Fals
         if g is None and not allow_unused:
             raise GradError(f"grad: an input of shape {x.shape} was not used to compute the "
                             f"output (pass allow_unused=True to get None for it)")
-        results.append(g if g is None or create_graph else Tensor(g))
+        # copy: a plain gradient may be shared between inputs or be a read-only view
+        results.append(g if g is None or create_graph else Tensor(g.copy()))
     return results[0] if single else results
 
 
@@ -336,11 +382,15 @@ class Function:
         fn.needs_grad = tuple(t.requires_grad for t in tensors)
         try:
             out = Tensor(fn.forward(*(t.data for t in tensors), **params))
-        except ShapeError:
+        except TinyLMError:
             raise
-        except ValueError as e:  # NumPy's broadcast and axis errors: say which op and shapes
+        except (ValueError, IndexError) as e:  # NumPy's own errors: say which op and shapes
             shapes = ", ".join(str(t.shape) for t in tensors)
-            raise ShapeError(f"{cls.__name__.lower()}: inputs of shape {shapes}: {e}") from None
+            message = f"{cls.__name__.lower()}: inputs of shape {shapes}: {e}"
+            if isinstance(e, np.exceptions.AxisError) or "broadcast" in str(e):
+                raise ShapeError(message) from None
+            raise (IndexRangeError if isinstance(e, IndexError) else TinyLMError)(message) \
+                from None
         if _grad_enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out.creator = fn
@@ -355,6 +405,8 @@ class Function:
 
 
 # --- arithmetic ----------------------------------------------------------------------
+# Binary ops compute an input's gradient only if it needs one (``needs_grad``): in
+# ``x @ W`` the data x needs none, and skipping it saves a whole matrix product.
 class Add(Function):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
@@ -370,7 +422,8 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
-        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+        gb = unbroadcast(-g, self.shapes[1]) if self.needs_grad[1] else None
+        return unbroadcast(g, self.shapes[0]), gb
 
 
 class Mul(Function):
@@ -379,7 +432,9 @@ class Mul(Function):
         return a * b
 
     def backward(self, g):
-        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+        ga = unbroadcast(g * self.b, self.a.shape) if self.needs_grad[0] else None
+        gb = unbroadcast(g * self.a, self.b.shape) if self.needs_grad[1] else None
+        return ga, gb
 
 
 class Div(Function):
@@ -389,7 +444,8 @@ class Div(Function):
 
     def backward(self, g):
         ga = g / self.b
-        return unbroadcast(ga, self.a.shape), unbroadcast(-ga * self.a / self.b, self.b.shape)
+        gb = unbroadcast(-ga * self.a / self.b, self.b.shape) if self.needs_grad[1] else None
+        return unbroadcast(ga, self.a.shape), gb
 
 
 class Neg(Function):
@@ -445,8 +501,16 @@ class MatMul(Function):
             g = g[..., None]
         if a.ndim == 1:
             g = g[..., None, :]
-        ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
-        gb = unbroadcast(a2.swapaxes(-1, -2) @ g, b2.shape).reshape(b.shape)
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        if self.needs_grad[1] and b2.ndim == 2:
+            # (B, T, k) @ (k, n): one (k, B*T) @ (B*T, n) product, rather than B products
+            # that are then summed (half the time, no (B, k, n) temporary)
+            k, n = b2.shape
+            gb = (a2.reshape(-1, k).T @ g.reshape(-1, n)).reshape(b.shape)
+        elif self.needs_grad[1]:
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ g, b2.shape).reshape(b.shape)
         return ga, gb
 
 
@@ -465,17 +529,30 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    """Permute the axes; backward permutes back with the inverse permutation."""
+
     def forward(self, a, axes):
-        if axes is not None and sorted(ax % a.ndim for ax in axes) != list(range(a.ndim)):
-            raise ShapeError(f"transpose: axes {axes} are not a permutation of the "
+        if sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
+            raise ShapeError(f"permute: axes {axes} are not a permutation of the "
                              f"{a.ndim} axes of shape {a.shape}")
         self.axes = axes
         return a.transpose(axes)
 
+    @property
+    def inverse_axes(self):
+        return tuple(int(i) for i in np.argsort([ax % len(self.axes) for ax in self.axes]))
+
     def backward(self, g):
-        if self.axes is None:
-            return g.transpose()
-        return g.transpose(np.argsort([ax % g.ndim for ax in self.axes]))
+        return g.transpose(self.inverse_axes)
+
+
+class AsType(Function):
+    def forward(self, a, dtype):
+        self.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.in_dtype)
 
 
 class GetItem(Function):
@@ -533,7 +610,10 @@ class Sum(Function):
 class Mean(Sum):
     def forward(self, a, axis=None, keepdims=False):
         out = super().forward(a, axis, keepdims)
-        self.count = a.size // max(out.size, 1) if a.size else 1
+        if a.size == 0 and out.size > 0:   # 0/0: refuse rather than return NaN
+            raise ShapeError(f"mean: no elements to average over (shape {a.shape}, "
+                             f"axis {axis})")
+        self.count = a.size // out.size if out.size else 1
         return out / self.count
 
     def backward(self, g):
@@ -548,9 +628,20 @@ class Max(Function):
             raise ShapeError(f"max: cannot reduce an empty array of shape {a.shape}")
         self.a, self.axis, self.keepdims = a, axis, keepdims
         self.out = a.max(axis=axis, keepdims=True)
-        return self.out if keepdims else a.max(axis=axis)
+        return self.out if keepdims else self.out.reshape(_reduced_shape(a.shape, axis))
+
+    def tie_weights(self):
+        """1 / (number of maxima) at each maximum, 0 elsewhere."""
+        hit = (self.a == self.out).astype(self.a.dtype)
+        return hit / hit.sum(axis=self.axis, keepdims=True)
 
     def backward(self, g):
-        hit = (self.a == self.out).astype(g.dtype)
-        hit /= hit.sum(axis=self.axis, keepdims=True)
-        return hit * _expand_reduced(g, self.a.shape, self.axis, self.keepdims)
+        return self.tie_weights() * _expand_reduced(g, self.a.shape, self.axis, self.keepdims)
+
+
+def _reduced_shape(shape, axis):
+    """``shape`` without the reduced axes (all of them for ``axis=None``)."""
+    if axis is None:
+        return ()
+    axes = {ax % len(shape) for ax in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(n for i, n in enumerate(shape) if i not in axes)

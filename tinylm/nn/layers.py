@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import DEFAULT_DTYPE
-from ..errors import IndexRangeError, TinyLMError
+from ..errors import TinyLMError
 from .module import Module, Parameter, make_rng, uniform
 
 
@@ -48,10 +48,8 @@ class Embedding(Module):
                  dtype=DEFAULT_DTYPE):
         super().__init__()
         _check_positive(num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        F.check_padding_idx(padding_idx, num_embeddings, "Embedding")
         if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise IndexRangeError(f"Embedding: padding_idx {padding_idx} is out of range for "
-                                  f"{num_embeddings} embeddings")
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx

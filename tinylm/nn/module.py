@@ -13,6 +13,11 @@ from ..errors import ShapeError, TinyLMError
 from ..tensor import Tensor
 
 
+def _array_of(value):
+    """The array inside a Parameter, or a buffer array itself."""
+    return value.data if isinstance(value, Tensor) else value
+
+
 class Parameter(Tensor):
     """A Tensor that is a trainable weight: ``requires_grad`` is on, and a Module that holds
     it as an attribute lists it in ``parameters()``."""
@@ -126,41 +131,53 @@ class Module:
         return self
 
     # --- saving and loading --------------------------------------------------------
+    def _state_entries(self):
+        """(dotted name, owning module, attribute) for every parameter and buffer; a tied
+        weight appears under each of its names, as in PyTorch's ``state_dict``."""
+        for mod_name, mod in self.named_modules():
+            prefix = f"{mod_name}." if mod_name else ""
+            for key in mod._parameters:
+                yield prefix + key, mod, key
+            for key, b in mod._buffers.items():
+                if b is not None:      # a buffer set to None is not saved (nor expected)
+                    yield prefix + key, mod, key
+
     def state_dict(self):
         """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
-        state = OrderedDict((name, to_numpy(p.data).copy()) for name, p in self.named_parameters())
-        state.update((name, to_numpy(b).copy()) for name, b in self.named_buffers()
-                     if b is not None)
-        return state
+        return OrderedDict((name, to_numpy(_array_of(getattr(mod, key)), copy=True))
+                           for name, mod, key in self._state_entries())
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays from ``state`` (name -> array-like: NumPy, or anything with
-        ``.numpy()``) into this module's parameters and buffers, checking names and shapes."""
-        own = dict(self.named_parameters())
-        # a buffer set to None is not saved by state_dict(), so it is not expected here either
-        buffers = {name: (mod, key) for mod_name, mod in self.named_modules()
-                   for key, b in mod._buffers.items() if b is not None
-                   for name in [f"{mod_name}.{key}" if mod_name else key]}
-        missing = [k for k in list(own) + list(buffers) if k not in state]
-        unexpected = [k for k in state if k not in own and k not in buffers]
+        ``.numpy()`` such as a torch tensor) into this module's parameters and buffers.
+
+        Names and shapes are all checked before anything is assigned, so a bad state
+        leaves the module as it was.
+        """
+        entries = {name: (mod, key) for name, mod, key in self._state_entries()}
+        missing = [k for k in entries if k not in state]
+        unexpected = [k for k in state if k not in entries]
         if strict and (missing or unexpected):
             raise TinyLMError(f"load_state_dict: missing keys {missing}, "
                               f"unexpected keys {unexpected}")
+        staged = []
         for name, value in state.items():
-            if name not in own and name not in buffers:
+            if name not in entries:
                 continue
+            mod, key = entries[name]
+            current = _array_of(getattr(mod, key))
             # np.array copies: the module must not share memory with the caller's arrays
             # (a torch tensor's .numpy() is a view of it)
             value = np.array(value.numpy() if hasattr(value, "numpy") else value)
-            target = own[name].data if name in own else getattr(*buffers[name])
-            if value.shape != target.shape:
+            if value.shape != current.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {value.shape} in the "
-                                 f"state, expected {target.shape}")
-            if name in own:
-                own[name].data = as_array(value, target.dtype, get_array_module(target))
+                                 f"state, expected {current.shape}")
+            staged.append((mod, key, as_array(value, current.dtype, get_array_module(current))))
+        for mod, key, array in staged:
+            if key in mod._parameters:
+                mod._parameters[key].data = array
             else:
-                mod, key = buffers[name]
-                mod.register_buffer(key, as_array(value, target.dtype, get_array_module(target)))
+                mod.register_buffer(key, array)
 
     def __repr__(self):
         lines = [f"{type(self).__name__}({self.extra_repr()}"]
@@ -188,7 +205,8 @@ class Sequential(Module):
         return len(self._modules)
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        children = list(self._modules.values())
+        return Sequential(*children[i]) if isinstance(i, slice) else children[i]
 
     def __iter__(self):
         return iter(self._modules.values())
