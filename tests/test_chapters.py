@@ -1,19 +1,6 @@
 """The chapters: each runs end to end (``--quick``) and passes its own checks, and the
-formulas each chapter derives are tested here directly.
-
-Chapter files start with digits and run their narrative at top level (they are Jupytext
-notebooks), so they cannot simply be imported. ``load_definitions`` executes only a chapter's
-top-level imports, ``def``/``class`` statements and UPPER_CASE constants (two letters or
-more: single capitals like ``X`` are the narrative's data): the reusable tools, without the
-narrative.
+formulas each chapter derives are tested here directly (tools in ``chapter_tools.py``).
 """
-import ast
-import os
-import subprocess
-import sys
-import types
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -23,44 +10,7 @@ from tinylm import nn
 from tinylm.chapter import Chapter
 from tinylm.gradcheck import gradcheck
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ROOT / "chapters"
-
-
-def load_definitions(filename):
-    """A module holding a chapter's functions, classes and constants (its narrative not run)."""
-    path = CHAPTERS / filename
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-
-    def wanted(node):
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
-            return True
-        return isinstance(node, ast.Assign) and all(   # CONSTANTS (not data like X or A)
-            isinstance(t, ast.Name) and t.id.isupper() and len(t.id) > 1 for t in node.targets)
-
-    body = [node for node in tree.body if wanted(node)]
-    module = types.ModuleType(f"chapter_{path.stem}")
-    module.__file__ = str(path)
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), module.__dict__)
-    return module
-
-
-def run_chapter(filename, figures_dir):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return subprocess.run(
-        [sys.executable, str(CHAPTERS / filename), "--quick", "--figures", str(figures_dir)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def assert_chapter_passes(filename, figures_dir, expected_figures):
-    result = run_chapter(filename, figures_dir)
-    assert result.returncode == 0, f"{filename} failed:\n{result.stdout[-4000:]}\n{result.stderr}"
-    assert "[FAIL]" not in result.stdout
-    for name in expected_figures:
-        path = figures_dir / name
-        assert path.is_file() and path.stat().st_size > 0, f"{filename} did not write {name}"
-    return result.stdout
+from chapter_tools import assert_chapter_passes, load_definitions
 
 
 # --- chapter 01 -----------------------------------------------------------------------

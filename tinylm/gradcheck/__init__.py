@@ -90,6 +90,7 @@ class GradCase:
     """One entry of the table: ``build(rng)`` returns ``(fn, leaves)`` for ``gradcheck``."""
     name: str
     build: object
+    second_order: bool = True   # False for fused ops with no differentiable backward rule
 
     def run(self, seed=0):
         fn, leaves = self.build(np.random.default_rng(seed))
