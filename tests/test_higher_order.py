@@ -10,10 +10,10 @@ from tinylm.gradcheck import CASES
 pytestmark = pytest.mark.ch03
 
 
-@pytest.mark.gradcheck
 SECOND_ORDER = [c for c in CASES if c.second_order]
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("case", SECOND_ORDER, ids=[c.name for c in SECOND_ORDER])
 def test_second_derivative_matches_finite_differences(case):
     result = case.run_second_order(seed=0)
