@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .backend import as_array, get_array_module
+from .backend import as_array, get_array_module, to_numpy
 from .errors import DTypeError, IndexRangeError, ShapeError, TinyLMError
 from .kernels import erf
 from .tensor import Function, Tensor, as_tensor, scatter_add, unbroadcast
@@ -16,7 +16,7 @@ __all__ = [
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "softmax", "log_softmax",
     "concatenate", "stack", "split", "where", "masked_fill", "linear", "embedding",
     "layer_norm", "dropout", "mse_loss", "cross_entropy", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits", "scaled_dot_product_attention",
 ]
 
 
@@ -539,3 +539,118 @@ def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
     _same_shape(logits, target, "binary_cross_entropy_with_logits")
     return _reduce(BCEWithLogits.apply(logits, target), reduction,
                    "binary_cross_entropy_with_logits")
+
+
+# --- attention -----------------------------------------------------------------------
+def _mask_array(mask, name):
+    """A mask as a raw array (bool, or float added to the scores)."""
+    mask = as_array(mask.data if isinstance(mask, Tensor) else mask)
+    if mask.dtype != bool and mask.dtype.kind != "f":
+        raise DTypeError(f"{name}: a mask must be boolean or floating point, got dtype "
+                         f"{mask.dtype}")
+    return mask
+
+
+def causal_mask(n_queries, n_keys, offset=0):
+    """Boolean (n_queries, n_keys), True where query i may see key j: j <= i + offset.
+
+    offset 0 is PyTorch's ``is_causal`` (top-left aligned); with a key/value cache the
+    queries are the LAST n_queries positions, offset = n_keys - n_queries.
+    """
+    return np.tril(np.ones((n_queries, n_keys), dtype=bool), k=offset)
+
+
+def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, training=True,
+              generator=None, scale=None, name="scaled_dot_product_attention"):
+    """softmax(Q K^T * scale + additive, masked where not ``allowed``) V, and the weights.
+
+    The worker behind ``scaled_dot_product_attention`` and ``nn.MultiheadAttention``:
+    ``allowed`` is a boolean array (True = this query may attend to this key) and
+    ``additive`` a float array added to the scores; both broadcast to (..., L, S).
+    Returns ``(output, weights)``, the weights after dropout (as PyTorch returns them).
+    A query row whose every key is masked has no distribution to take a softmax of: that
+    raises a ``TinyLMError`` instead of producing NaN.
+    """
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if additive is not None:
+        scores = scores + Tensor(additive.astype(scores.dtype, copy=False))
+    if allowed is not None:
+        scores = masked_fill(scores, ~allowed, -math.inf)
+    if additive is not None or allowed is not None:
+        dead = get_array_module(scores.data).isneginf(scores.data).all(axis=-1)
+        if dead.any():
+            where_ = tuple(int(i) for i in np.argwhere(to_numpy(dead))[0])
+            raise TinyLMError(
+                f"{name}: {int(dead.sum())} query row(s) have every key masked out (the "
+                f"first at index {where_} of the (..., L) rows); softmax over no keys is "
+                f"undefined (PyTorch returns NaN there). Let each query see at least one key "
+                f"(check attn_mask / key_padding_mask / is_causal).")
+    weights = softmax(scores, axis=-1)
+    if dropout_p > 0 and training:
+        weights = dropout(weights, dropout_p, training=True, generator=generator)
+    return weights @ value, weights
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None, generator=None):
+    """D4 / E4 (and A8 as written): Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
+
+    D1's steps: the scores Q K^T compare every query with every key, dividing by sqrt(d_k)
+    keeps their variance near 1 whatever the width, the softmax turns each row into
+    weights, and the output is the weighted sum of the values.
+
+    Shapes as PyTorch: query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev);
+    the leading axes broadcast. ``attn_mask`` broadcastable to (..., L, S): boolean with
+    True = MAY attend (PyTorch's SDPA convention; note ``nn.MultiheadAttention`` uses the
+    opposite, True = masked), or float, added to the scores (0 / -inf). ``is_causal``
+    masks key j > query i (top-left aligned, as PyTorch); it cannot be combined with
+    ``attn_mask``. ``scale`` defaults to 1/sqrt(E). ``dropout_p`` > 0 drops attention weights
+    and needs ``generator`` (tinylm never uses global random state).
+
+    A8's ERRATUM: the document calls this formula "MultiHeadAttention"; it is ONE head.
+    Multi-head attention is ``nn.MultiheadAttention``: Concat(head_1..head_h) W_O.
+
+    Built from tinylm ops (matmul, softmax, masked_fill), so it is differentiable to any
+    order. A query whose every key is masked raises ``TinyLMError`` (PyTorch gives NaN).
+    """
+    name = "scaled_dot_product_attention"
+    query, key, value = as_tensor(query), as_tensor(key), as_tensor(value)
+    for arg, t in (("query", query), ("key", key), ("value", value)):
+        if t.ndim < 2:
+            raise ShapeError(f"{name}: {arg} must have at least 2 axes (..., seq, dim), "
+                             f"got shape {t.shape}")
+    if query.shape[-1] != key.shape[-1]:
+        raise ShapeError(f"{name}: query and key must have the same last axis (d_k), got "
+                         f"query {query.shape} and key {key.shape}")
+    if key.shape[-2] != value.shape[-2]:
+        raise ShapeError(f"{name}: key and value must have the same length S (axis -2), got "
+                         f"key {key.shape} and value {value.shape}")
+    if not 0 <= dropout_p <= 1:
+        raise TinyLMError(f"{name}: dropout_p must be in [0, 1], got {dropout_p}")
+    L, S = query.shape[-2], key.shape[-2]
+    allowed = additive = None
+    if is_causal:
+        if attn_mask is not None:
+            raise TinyLMError(f"{name}: pass either attn_mask or is_causal=True, not both")
+        allowed = causal_mask(L, S)
+    elif attn_mask is not None:
+        mask = _mask_array(attn_mask, name)
+        try:
+            batch = np.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+        except ValueError:
+            raise ShapeError(f"{name}: the batch axes of query {query.shape} and key "
+                             f"{key.shape} do not broadcast") from None
+        try:
+            np.broadcast_shapes(mask.shape, batch + (L, S))
+            if mask.ndim > len(batch) + 2:
+                raise ValueError
+        except ValueError:
+            raise ShapeError(f"{name}: attn_mask of shape {mask.shape} does not broadcast to "
+                             f"the scores' shape {batch + (L, S)} (..., L, S)") from None
+        if mask.dtype == bool:
+            allowed = mask
+        else:
+            additive = mask
+    return attention(query, key, value, allowed, additive, dropout_p, True, generator, scale,
+                     name)[0]
