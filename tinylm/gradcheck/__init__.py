@@ -80,7 +80,10 @@ def gradcheck(fn, leaves, eps=1e-6, atol=1e-8, rtol=1e-6, seed=0, name=""):
     scale = max((float(np.max(np.abs(n), initial=0)) for n in numeric), default=0.0)
     rel_err = abs_err / scale if scale > 0 else abs_err
     passed = bool(np.isfinite(abs_err) and abs_err <= atol + rtol * scale)
-    shapes = ", ".join("x".join(map(str, leaf.shape)) or "()" for leaf in leaves)
+    shapes = [("x".join(map(str, leaf.shape)) or "()") for leaf in leaves]
+    if len(shapes) > 6:         # a whole model has dozens of parameters; keep the table narrow
+        shapes = shapes[:5] + [f"... ({len(shapes)} tensors)"]
+    shapes = ", ".join(shapes)
     return GradcheckResult(name, shapes, abs_err, rel_err, passed)
 
 

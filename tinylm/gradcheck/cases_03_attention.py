@@ -7,8 +7,10 @@ import numpy as np
 
 from .. import functional as F
 from ..nn.attention import MultiheadAttention
+from ..nn.layers import LayerNorm
 from ..nn.positional import PositionalEncoding
-from ..nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+from ..nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                              TransformerEncoder, TransformerEncoderLayer)
 from . import GradCase
 from .builders import leaf, module_case
 
@@ -69,6 +71,30 @@ def _encoder(**kw):
                                                       seed=0, **kw))
 
 
+def _stack_case(kind):
+    """Two layers stacked with a final LayerNorm, or the whole encoder-decoder (D2/D7).
+
+    Their layers are checked to second order above; the stacks only compose them, so their
+    (slow) second-order checks are left out."""
+    def build(rng):
+        src, tgt = leaf(rng, 4, 2, 4), leaf(rng, 3, 2, 4)
+        if kind == "transformer":
+            model = Transformer(4, 2, num_encoder_layers=2, num_decoder_layers=2,
+                                dim_feedforward=3, dropout=0.0, seed=0)
+            fn = lambda: model(src, tgt, tgt_is_causal=True)          # noqa: E731
+        elif kind == "encoder":
+            model = TransformerEncoder(_encoder(norm_first=True)(), 2, norm=LayerNorm(4))
+            fn = lambda: model(src)                                   # noqa: E731
+        else:
+            model = TransformerDecoder(TransformerDecoderLayer(
+                4, 2, dim_feedforward=3, dropout=0.0, seed=0), 2, norm=LayerNorm(4))
+            fn = lambda: model(tgt, src, tgt_is_causal=True)          # noqa: E731
+        _perturbed(model.to(np.float64))
+        inputs = [src] if kind == "encoder" else [src, tgt]
+        return fn, inputs + list(model.parameters())
+    return build
+
+
 def _cases():
     return [
         GradCase("sdpa", _sdpa((2, 3, 4), (2, 4, 4))),
@@ -85,6 +111,9 @@ def _cases():
         GradCase("nn.PositionalEncoding[learned]",
                  module_case(lambda: PositionalEncoding(4, max_len=5, kind="learned", seed=0),
                              (3, 2, 4))),
+        GradCase("nn.PositionalEncoding[sinusoidal, batch_first]",
+                 module_case(lambda: PositionalEncoding(4, max_len=5, batch_first=True),
+                             (2, 3, 4))),
         GradCase("nn.TransformerEncoderLayer[post-LN]", module_case(_encoder(), (3, 2, 4))),
         GradCase("nn.TransformerEncoderLayer[pre-LN, gelu]",
                  module_case(_encoder(norm_first=True, activation="gelu"), (3, 2, 4))),
@@ -95,6 +124,12 @@ def _cases():
         GradCase("nn.TransformerDecoderLayer[post-LN]", _decoder_case()),
         GradCase("nn.TransformerDecoderLayer[pre-LN]", _decoder_case(norm_first=True)),
         GradCase("nn.TransformerDecoderLayer[D6 as written]", _decoder_case("D6")),
+        GradCase("nn.TransformerEncoder[2 pre-LN layers + norm]", _stack_case("encoder"),
+                 second_order=False),
+        GradCase("nn.TransformerDecoder[2 layers + norm]", _stack_case("decoder"),
+                 second_order=False),
+        GradCase("nn.Transformer[encoder-decoder, D2/D7]", _stack_case("transformer"),
+                 second_order=False),
     ]
 
 
