@@ -59,9 +59,33 @@ def _seed(rng):
     return int(rng.integers(2 ** 63))
 
 
+class _TransformerLayer(Module):
+    """What the encoder and decoder layers share: checked arguments, the self-attention
+    sub-layer (E2 steps 3-4) and FFN(x) = linear2(dropout(act(linear1(x)))) (E2 step 6)."""
 
-class _FeedForwardMixin:
-    """FFN(x) = linear2(dropout(act(linear1(x)))), then dropout (E2 step 6)."""
+    VARIANTS = ("standard",)
+
+    def _start(self, name, variant, d_model, nhead, dropout, activation, batch_first,
+               norm_first, bias, seed, dtype):
+        """Check the variant, keep the settings, build ``self_attn``; returns the layer's
+        generator, from which every later sub-layer takes its weights in PyTorch's order."""
+        if variant not in self.VARIANTS:
+            raise TinyLMError(f"{name}: variant must be one of {self.VARIANTS}, got {variant!r}")
+        self.d_model, self.variant = d_model, variant
+        self.batch_first, self.norm_first = batch_first, norm_first
+        self.activation = _activation(activation, name)
+        rng = make_rng(seed)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                            batch_first=batch_first, seed=rng, dtype=dtype)
+        return rng
+
+    def extra_repr(self):
+        return f"variant={self.variant!r}, norm_first={self.norm_first}"
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, kv_cache=None):
+        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           need_weights=False, is_causal=is_causal, kv_cache=kv_cache)[0]
+        return self.dropout1(x)
 
     def _ff_block(self, x, last_dropout):
         return last_dropout(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -72,7 +96,7 @@ class _FeedForwardMixin:
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, seed=rng, dtype=dtype)
 
 
-class TransformerEncoderLayer(_FeedForwardMixin, Module):
+class TransformerEncoderLayer(_TransformerLayer):
     """One encoder layer, as ``torch.nn.TransformerEncoderLayer`` (A9's standard form, B4).
 
     Submodules: ``self_attn``, ``linear1``, ``dropout``, ``linear2``, ``norm1``, ``norm2``,
@@ -92,15 +116,8 @@ class TransformerEncoderLayer(_FeedForwardMixin, Module):
                  layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True,
                  seed=None, dtype=DEFAULT_DTYPE, variant="standard"):
         super().__init__()
-        name = "TransformerEncoderLayer"
-        if variant not in self.VARIANTS:
-            raise TinyLMError(f"{name}: variant must be one of {self.VARIANTS}, got {variant!r}")
-        self.d_model, self.variant = d_model, variant
-        self.batch_first, self.norm_first = batch_first, norm_first
-        self.activation = _activation(activation, name)
-        rng = make_rng(seed)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, seed=rng, dtype=dtype)
+        rng = self._start("TransformerEncoderLayer", variant, d_model, nhead, dropout,
+                          activation, batch_first, norm_first, bias, seed, dtype)
         if variant != "D5":
             self._build_ffn(d_model, dim_feedforward, dropout, bias, rng, dtype)
         self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
@@ -109,14 +126,6 @@ class TransformerEncoderLayer(_FeedForwardMixin, Module):
         self.dropout1 = Dropout(dropout, seed=_seed(rng))
         if variant != "D5":
             self.dropout2 = Dropout(dropout, seed=_seed(rng))
-
-    def extra_repr(self):
-        return f"variant={self.variant!r}, norm_first={self.norm_first}"
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, kv_cache=None):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal, kv_cache=kv_cache)[0]
-        return self.dropout1(x)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False,
                 kv_cache=None):
@@ -137,7 +146,7 @@ class TransformerEncoderLayer(_FeedForwardMixin, Module):
         return self.norm2(x + self._ff_block(x, self.dropout2))
 
 
-class TransformerDecoderLayer(_FeedForwardMixin, Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """One decoder layer, as ``torch.nn.TransformerDecoderLayer`` (D2, D6's standard form).
 
     Post-LN (``norm_first=False``):
@@ -160,16 +169,9 @@ class TransformerDecoderLayer(_FeedForwardMixin, Module):
                  layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True,
                  seed=None, dtype=DEFAULT_DTYPE, variant="standard"):
         super().__init__()
-        name = "TransformerDecoderLayer"
-        if variant not in self.VARIANTS:
-            raise TinyLMError(f"{name}: variant must be one of {self.VARIANTS}, got {variant!r}")
-        self.d_model, self.variant = d_model, variant
-        self.batch_first, self.norm_first = batch_first, norm_first
-        self.activation = _activation(activation, name)
-        rng = make_rng(seed)
+        rng = self._start("TransformerDecoderLayer", variant, d_model, nhead, dropout,
+                          activation, batch_first, norm_first, bias, seed, dtype)
         full = variant == "standard"
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, seed=rng, dtype=dtype)
         if full:
             self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
                                                      batch_first=batch_first, seed=rng,
@@ -183,14 +185,6 @@ class TransformerDecoderLayer(_FeedForwardMixin, Module):
         if full:
             self.dropout2 = Dropout(dropout, seed=_seed(rng))
             self.dropout3 = Dropout(dropout, seed=_seed(rng))
-
-    def extra_repr(self):
-        return f"variant={self.variant!r}, norm_first={self.norm_first}"
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, kv_cache=None):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal, kv_cache=kv_cache)[0]
-        return self.dropout1(x)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         x = self.multihead_attn(x, mem, mem, attn_mask=attn_mask,
