@@ -51,6 +51,8 @@ class Chapter:
     Options (unknown ones are ignored, so a Jupyter kernel's own arguments do no harm):
       --quick        smaller sizes and fewer steps (the test suite runs chapters this way)
       --figures DIR  where figures are written (default ``figures/``; created when needed)
+      --corpus PATH  a UTF-8 text file (or URL) for the chapters that read text, instead of
+                     the embedded default corpus (``self.corpus`` is None when not given)
     """
 
     def __init__(self, number, title, argv=None):
@@ -59,10 +61,13 @@ class Chapter:
                             help="smaller sizes and fewer steps (for the test suite)")
         parser.add_argument("--figures", default="figures", metavar="DIR",
                             help="directory for the figures (default: figures/)")
+        parser.add_argument("--corpus", default=None, metavar="PATH",
+                            help="a UTF-8 text file or URL to use instead of the embedded corpus")
         args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
         self.number, self.title = number, title
         self.quick = args.quick
         self.figures_dir = Path(args.figures)
+        self.corpus = args.corpus
         self.passed, self.failed, self.saved = [], [], []
         self._start = time.perf_counter()
         banner = f"Chapter {number:02d}: {title}" + ("  [--quick]" if self.quick else "")
