@@ -8,6 +8,7 @@ import pytest
 import tinylm as tl
 from tinylm import functional as F
 from tinylm import nn
+from tinylm.errors import TinyLMError
 from tinylm.tensor import Tensor
 
 
@@ -373,3 +374,21 @@ def test_sequential_slice_is_a_sequential():
     head = m[:2]
     assert isinstance(head, nn.Sequential) and len(head) == 2
     assert head(np.ones((1, 2), np.float32)).shape == (1, 3)
+
+
+def test_module_list_and_dict_register_children_with_pytorch_names():
+    blocks = nn.ModuleList([nn.Linear(2, 3, seed=0), nn.Linear(3, 2, seed=1)])
+    blocks.append(nn.LayerNorm(2))
+    model = nn.ModuleDict(dict(wte=nn.Embedding(5, 2, seed=0), h=blocks))
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["wte.weight", "h.0.weight", "h.0.bias", "h.1.weight", "h.1.bias",
+                     "h.2.weight", "h.2.bias"]
+    assert len(blocks) == 3 and isinstance(blocks[1:], nn.ModuleList) and len(blocks[1:]) == 2
+    assert model["h"] is blocks and "wte" in model and len(model) == 2
+    assert [type(m).__name__ for m in blocks] == ["Linear", "Linear", "LayerNorm"]
+    with pytest.raises(TinyLMError, match="must be Modules"):
+        blocks.append(3)
+    with pytest.raises(TinyLMError, match="'x' must be a Module"):
+        model["x"] = "not a module"
+    with pytest.raises(KeyError, match="no module 'nope'"):
+        model["nope"]

@@ -217,6 +217,65 @@ class Sequential(Module):
         return x
 
 
+class ModuleList(Module):
+    """A list of modules whose parameters are registered under "0", "1", ... (PyTorch's
+    ``nn.ModuleList``: ``h.0.attn.c_attn.weight``); it has no forward of its own."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TinyLMError(f"ModuleList: items must be Modules, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __getitem__(self, i):
+        children = list(self._modules.values())
+        return ModuleList(children[i]) if isinstance(i, slice) else children[i]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Named child modules (PyTorch's ``nn.ModuleDict``): ``ModuleDict(dict(wte=..., h=...))``
+    registers ``wte.weight``, ``h.0...``; read them as ``d["wte"]`` or ``d.wte``."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, m in dict(modules or {}).items():
+            self[name] = m
+
+    def __setitem__(self, name, module):
+        if not isinstance(module, Module):
+            raise TinyLMError(f"ModuleDict: {name!r} must be a Module, got "
+                              f"{type(module).__name__}")
+        setattr(self, name, module)
+
+    def __getitem__(self, name):
+        if name not in self._modules:
+            raise KeyError(f"ModuleDict: no module {name!r} (has {list(self._modules)})")
+        return self._modules[name]
+
+    def __contains__(self, name):
+        return name in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+
 def uniform(rng, shape, bound, dtype=DEFAULT_DTYPE):
     """U(-bound, bound) samples as a Parameter (PyTorch's default init for Linear, RNNs)."""
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))

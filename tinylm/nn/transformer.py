@@ -32,7 +32,7 @@ from ..errors import ShapeError, TinyLMError
 from ..tensor import Tensor, as_tensor
 from .attention import MultiheadAttention
 from .layers import Dropout, LayerNorm, Linear
-from .module import Module, make_rng
+from .module import Module, ModuleList, make_rng
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -218,24 +218,6 @@ class TransformerDecoderLayer(_TransformerLayer):
         return self.norm3(x + self._ff_block(x, self.dropout3))
 
 
-class _LayerList(Module):
-    """Children named "0", "1", ... (PyTorch's ModuleList naming: ``layers.0.self_attn...``)."""
-
-    def __init__(self, modules):
-        super().__init__()
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __getitem__(self, i):
-        return list(self._modules.values())[i]
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-
 def _clones(layer, num_layers, name):
     """``num_layers`` deep copies of ``layer``: identical starting weights, as PyTorch's
     ``copy.deepcopy``. Each copy's dropout generators are re-seeded with its index, so the
@@ -252,7 +234,7 @@ def _clones(layer, num_layers, name):
             if isinstance(rng, np.random.Generator):
                 m.rng = np.random.default_rng([i, int(rng.integers(2 ** 32))])
         copies.append(c)
-    return _LayerList(copies)
+    return ModuleList(copies)
 
 
 class TransformerEncoder(Module):
