@@ -1,0 +1,24 @@
+"""Gradient-check cases of whole models: a tiny GPT (its loss w.r.t. every parameter)."""
+import numpy as np
+
+from ..models import GPT, GPTConfig
+from . import GradCase
+
+
+def _gpt(bias=True):
+    def build(rng):
+        config = GPTConfig(block_size=5, vocab_size=7, n_layer=2, n_head=2, n_embd=4, bias=bias)
+        model = GPT(config, seed=0).to(np.float64)
+        for p in model.parameters():         # move off the special init values (zeros, ones)
+            p.data = p.data + 0.3 * rng.standard_normal(p.shape)
+        idx = rng.integers(0, 7, (2, 4))
+        targets = rng.integers(0, 7, (2, 4))
+        targets[0, 1] = -1                                        # an ignored position
+        return (lambda: model(idx, targets)[1]), list(model.parameters())
+    return build
+
+
+# second order is left out: slow for a whole model, and every op in it is checked to second
+# order on its own
+CASES = [GradCase("models.GPT[loss, tied head]", _gpt(), second_order=False),
+         GradCase("models.GPT[no bias]", _gpt(bias=False), second_order=False)]
