@@ -1,0 +1,289 @@
+"""One training loop for every model: schedule, clipping, evaluation, logs, checkpoints, resume.
+
+    trainer = Trainer(model, optimizer, get_batch, TrainConfig(max_iters=2000, out_dir="out"))
+    history = trainer.fit()              # or fit(resume=True) to continue from out/ckpt
+
+``get_batch(split, rng)`` returns ``(x, y)`` for ``split`` in "train"/"val", drawing with the
+``numpy.random.Generator`` it is given; ``loss_fn(model, x, y)`` returns the scalar loss
+Tensor (default: nanoGPT's call, ``model(x, y)[1]``).
+
+Each iteration: set the learning rate (linear warmup, cosine decay to ``min_lr``, as
+nanoGPT), forward, backward, clip the global gradient norm, step. Every ``eval_interval``
+iterations the mean loss over ``eval_iters`` batches of each split is logged; evaluation
+batches come from their own generator seeded by (seed, iteration), so evaluating does not
+change the training batches.
+
+A checkpoint (``out_dir/ckpt.safetensors``, written atomically) holds the model, the
+optimiser state, the iteration, the log and the state of EVERY random generator (the batch
+sampler's and each dropout layer's), so ``fit(resume=True)`` continues exactly: the losses
+after a resume are the losses an uninterrupted run gives.
+"""
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .errors import TinyLMError
+from .io import atomic_write, save_json
+from .optim import clip_grad_norm_, warmup_cosine_lr
+from .tensor import no_grad
+
+__all__ = ["TrainConfig", "Trainer"]
+
+CHECKPOINT_NAME = "ckpt.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    max_iters: int = 2000
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int = None          # default: max_iters
+    decay_lr: bool = True
+    grad_clip: float = 1.0              # 0: no clipping
+    eval_interval: int = 250
+    eval_iters: int = 20
+    checkpoint_interval: int = None     # default: eval_interval
+    out_dir: str = None                 # None: no files written
+    seed: int = 1337
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("max_iters", "eval_interval", "eval_iters"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise TinyLMError(f"TrainConfig: {name} must be a positive integer, got "
+                                  f"{getattr(self, name)!r}")
+        if self.lr_decay_iters is None:
+            self.lr_decay_iters = self.max_iters
+        if self.checkpoint_interval is None:
+            self.checkpoint_interval = self.eval_interval
+        if not 0 <= self.warmup_iters <= self.lr_decay_iters:
+            raise TinyLMError(f"TrainConfig: need 0 <= warmup_iters <= lr_decay_iters, got "
+                              f"{self.warmup_iters} and {self.lr_decay_iters}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise TinyLMError(f"TrainConfig: need lr > 0 and 0 <= min_lr <= lr, got lr="
+                              f"{self.lr}, min_lr={self.min_lr}")
+
+    def lr_at(self, it):
+        if not self.decay_lr:
+            return self.lr
+        return warmup_cosine_lr(it, max_lr=self.lr, min_lr=self.min_lr,
+                                warmup_steps=self.warmup_iters, decay_steps=self.lr_decay_iters)
+
+
+def _default_loss(model, x, y):
+    return model(x, y)[1]
+
+
+class Trainer:
+    def __init__(self, model, optimizer, get_batch, config=None, loss_fn=None, metadata=None):
+        self.model, self.optimizer, self.get_batch = model, optimizer, get_batch
+        self.config = config or TrainConfig()
+        self.loss_fn = loss_fn or _default_loss
+        self.metadata = metadata or {}          # saved with checkpoints (model config, ...)
+        self.out_dir = Path(self.config.out_dir) if self.config.out_dir else None
+        self.data_rng = np.random.default_rng(self.config.seed)
+        self.iter = 0
+        self.best_val_loss = math.inf
+        self.history = {"train": [], "eval": []}
+        self.train_seconds = 0.0
+        self.tokens = 0
+
+    # --- the loop ----------------------------------------------------------------------
+    def fit(self, resume=False):
+        """Train to ``max_iters``; returns the history ({"train": rows, "eval": rows})."""
+        cfg = self.config
+        if self.out_dir:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_checkpoint(self._checkpoint_path(must_exist=True))
+        bar = self._progress_bar()
+        try:
+            while self.iter < cfg.max_iters:
+                it = self.iter
+                if it % cfg.eval_interval == 0:
+                    self._evaluate_and_log(it)
+                start = time.perf_counter()
+                loss, n_tokens = self._step(it)
+                self.train_seconds += time.perf_counter() - start
+                self.tokens += n_tokens
+                self.history["train"].append({"iter": it, "loss": loss,
+                                              "lr": self.optimizer.param_groups[0]["lr"]})
+                self.iter = it + 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}",
+                                    tok_s=f"{self.tokens / max(self.train_seconds, 1e-9):.0f}")
+                if self.out_dir and self.iter % cfg.checkpoint_interval == 0:
+                    self.save_checkpoint(self._checkpoint_path())
+            self._evaluate_and_log(self.iter)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.out_dir:
+            self.save_checkpoint(self._checkpoint_path())
+            self._write_logs()
+        return self.history
+
+    def _step(self, it):
+        lr = self.config.lr_at(it)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        x, y = self.get_batch("train", self.data_rng)
+        loss = self.loss_fn(self.model, x, y)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TinyLMError(f"train: the loss is {value} at iteration {it} (lr {lr:.3g}); "
+                              f"lower the learning rate or check the data. The last "
+                              f"checkpoint, if any, is intact.")
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.config.grad_clip:
+            clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return value, int(np.size(x))
+
+    @no_grad()
+    def evaluate(self, it=0):
+        """Mean loss over ``eval_iters`` batches of each split (dropout off)."""
+        self.model.eval()
+        rng = np.random.default_rng([self.config.seed, it, 1])
+        out = {}
+        for split in ("train", "val"):
+            losses = [self.loss_fn(self.model, *self.get_batch(split, rng)).item()
+                      for _ in range(self.config.eval_iters)]
+            out[split] = float(np.mean(losses))
+        self.model.train()
+        return out
+
+    def _evaluate_and_log(self, it):
+        if self.history["eval"] and self.history["eval"][-1]["iter"] == it:
+            return                                # already evaluated (resumed at this point)
+        losses = self.evaluate(it)
+        self.history["eval"].append({"iter": it, "train_loss": losses["train"],
+                                     "val_loss": losses["val"]})
+        self.best_val_loss = min(self.best_val_loss, losses["val"])
+        if self.config.progress:
+            print(f"iter {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}",
+                  flush=True)
+
+    def _progress_bar(self):
+        if not self.config.progress:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=self.config.max_iters, initial=self.iter, desc="train",
+                    dynamic_ncols=True, leave=True)
+
+    # --- checkpoints and logs ---------------------------------------------------------
+    def _checkpoint_path(self, must_exist=False):
+        if self.out_dir is None:
+            raise TinyLMError("train: checkpoints need TrainConfig(out_dir=...)")
+        path = self.out_dir / CHECKPOINT_NAME
+        if must_exist and not path.is_file():
+            raise TinyLMError(f"train: cannot resume, {path} does not exist")
+        return path
+
+    def _generators(self):
+        """Every random generator the run draws from, by a stable name."""
+        gens = {"data": self.data_rng}
+        for name, module in self.model.named_modules():
+            rng = getattr(module, "rng", None)
+            if isinstance(rng, np.random.Generator):
+                gens[f"module:{name}"] = rng
+        return gens
+
+    def save_checkpoint(self, path):
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        scalars = {}
+        for index, entries in opt["state"].items():
+            for key, value in entries.items():
+                if isinstance(value, np.ndarray):
+                    tensors[f"optim.{index}.{key}"] = value
+                else:
+                    scalars.setdefault(str(index), {})[key] = value
+        meta = {"iter": self.iter, "best_val_loss": self.best_val_loss,
+                "train_seconds": self.train_seconds, "tokens": self.tokens,
+                "history": self.history, "train_config": asdict(self.config),
+                "optim": {"param_groups": opt["param_groups"], "scalars": scalars},
+                "rng": {name: g.bit_generator.state for name, g in self._generators().items()},
+                **{"model_metadata": self.metadata}}
+        checkpoint.save(path, tensors, json.loads(json.dumps(meta, default=_jsonable)))
+
+    def load_checkpoint(self, path):
+        tensors, meta = checkpoint.load(path)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items()
+                                    if k.startswith("model.")})
+        state = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for index, entries in meta["optim"]["scalars"].items():
+            state.setdefault(int(index), {}).update(entries)
+        self.optimizer.load_state_dict({"state": state,
+                                        "param_groups": meta["optim"]["param_groups"]})
+        gens = self._generators()
+        missing = set(meta["rng"]) ^ set(gens)
+        if missing:
+            raise TinyLMError(f"train: the checkpoint's random generators do not match this "
+                              f"model's (differ in {sorted(missing)}); is it the same model?")
+        for name, g in gens.items():
+            g.bit_generator.state = meta["rng"][name]
+        self.iter, self.best_val_loss = meta["iter"], meta["best_val_loss"]
+        self.train_seconds, self.tokens = meta["train_seconds"], meta["tokens"]
+        self.history = meta["history"]
+        return meta
+
+    def metrics(self):
+        train = self.history["train"]
+        return {"best_val_loss": self.best_val_loss,
+                "final_train_loss": train[-1]["loss"] if train else None,
+                "final_val_loss": self.history["eval"][-1]["val_loss"]
+                if self.history["eval"] else None,
+                "iters": self.iter, "train_seconds": round(self.train_seconds, 3),
+                "tokens_per_second": round(self.tokens / max(self.train_seconds, 1e-9), 1)}
+
+    def _write_logs(self):
+        save_json(self.out_dir / "metrics.json", self.metrics())
+        save_json(self.out_dir / "log.json", self.history)
+        with atomic_write(self.out_dir / "log.csv", "w", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["iter", "loss", "lr"])
+            for row in self.history["train"]:
+                writer.writerow([row["iter"], f"{row['loss']:.6f}", f"{row['lr']:.6g}"])
+        self._plot_losses(self.out_dir / "loss.png")
+
+    def _plot_losses(self, path):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 4))
+        train = self.history["train"]
+        ax.plot([r["iter"] for r in train], [r["loss"] for r in train], lw=0.8, alpha=0.6,
+                label="train (per batch)")
+        ev = self.history["eval"]
+        ax.plot([r["iter"] for r in ev], [r["val_loss"] for r in ev], "o-", label="val")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("loss")
+        ax.legend()
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+
+
+def _jsonable(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
