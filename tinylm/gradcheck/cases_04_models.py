@@ -1,7 +1,8 @@
-"""Gradient-check cases of whole models: a tiny GPT (its loss w.r.t. every parameter)."""
+"""Gradient-check cases of whole models: a tiny GPT and RNN language models (the loss w.r.t.
+every parameter)."""
 import numpy as np
 
-from ..models import GPT, GPTConfig
+from ..models import GPT, RNNLM, GPTConfig
 from . import GradCase
 
 
@@ -18,7 +19,19 @@ def _gpt(bias=True):
     return build
 
 
+def _rnnlm(cell, tie):
+    def build(rng):
+        model = RNNLM(7, 4, 4, num_layers=2, cell=cell, tie_weights=tie, seed=0).to(np.float64)
+        for p in model.parameters():
+            p.data = p.data + 0.3 * rng.standard_normal(p.shape)
+        idx, targets = rng.integers(0, 7, (2, 4)), rng.integers(0, 7, (2, 4))
+        return (lambda: model(idx, targets)[1]), list(model.parameters())
+    return build
+
+
 # second order is left out: slow for a whole model, and every op in it is checked to second
 # order on its own
 CASES = [GradCase("models.GPT[loss, tied head]", _gpt(), second_order=False),
-         GradCase("models.GPT[no bias]", _gpt(bias=False), second_order=False)]
+         GradCase("models.GPT[no bias]", _gpt(bias=False), second_order=False),
+         GradCase("models.RNNLM[lstm, tied]", _rnnlm("lstm", True), second_order=False),
+         GradCase("models.RNNLM[gru]", _rnnlm("gru", False), second_order=False)]
