@@ -2,7 +2,7 @@
 every parameter)."""
 import numpy as np
 
-from ..models import GPT, RNNLM, GPTConfig
+from ..models import GPT, RNNLM, GPTConfig, LSTMClassifier, TransformerClassifier
 from . import GradCase
 
 
@@ -29,9 +29,25 @@ def _rnnlm(cell, tie):
     return build
 
 
+def _classifier(make):
+    def build(rng):
+        model = make().to(np.float64)
+        for p in model.parameters():
+            p.data = p.data + 0.3 * rng.standard_normal(p.shape)
+        ids = np.array([[3, 1, 4, 0, 0], [2, 6, 5, 3, 1]])
+        return (lambda: model(ids, np.array([3, 5]))), list(model.parameters())
+    return build
+
+
 # second order is left out: slow for a whole model, and every op in it is checked to second
 # order on its own
 CASES = [GradCase("models.GPT[loss, tied head]", _gpt(), second_order=False),
          GradCase("models.GPT[no bias]", _gpt(bias=False), second_order=False),
          GradCase("models.RNNLM[lstm, tied]", _rnnlm("lstm", True), second_order=False),
-         GradCase("models.RNNLM[gru]", _rnnlm("gru", False), second_order=False)]
+         GradCase("models.RNNLM[gru]", _rnnlm("gru", False), second_order=False),
+         GradCase("models.LSTMClassifier[bidirectional, max pooling, dense]", _classifier(
+             lambda: LSTMClassifier(7, 3, 3, bidirectional=True, pooling="max", dense_size=3,
+                                    num_outputs=2, seed=0)), second_order=False),
+         GradCase("models.TransformerClassifier[CLS]", _classifier(
+             lambda: TransformerClassifier(7, 4, 2, 1, 6, num_outputs=2, max_len=6,
+                                           dropout=0.0, seed=0)), second_order=False)]
