@@ -11,11 +11,16 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import TinyLMError
+
+# the process's umask, read once: mkstemp creates files as 0600, a new file gets 0666 & ~umask
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -28,6 +33,9 @@ def atomic_write(path, mode="wb", encoding=None):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
+            # keep the permissions of the file being replaced; a new one gets 0666 & ~umask
+            os.fchmod(f.fileno(), path.stat().st_mode & 0o7777 if path.exists()
+                      else 0o666 & ~_UMASK)
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -46,12 +54,18 @@ def save_json(path, obj):
 def load_json(path, what="file"):
     """The JSON object in ``path``; a missing or malformed file is a TinyLMError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise TinyLMError(f"cannot load {what}: {path} does not exist")
+    _check_file(path, what)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TinyLMError(f"cannot load {what}: {path} is not valid UTF-8 JSON ({exc})") from None
+
+
+def _check_file(path, what):
+    if not path.exists():
+        raise TinyLMError(f"cannot load {what}: {path} does not exist")
+    if not path.is_file():
+        raise TinyLMError(f"cannot load {what}: {path} is not a file")
 
 
 def save_npz(path, **arrays):
@@ -63,11 +77,13 @@ def save_npz(path, **arrays):
 def load_npz(path, what="file"):
     """A dict of the arrays in ``path``, read with ``allow_pickle=False``."""
     path = Path(path)
-    if not path.is_file():
-        raise TinyLMError(f"cannot load {what}: {path} does not exist")
+    _check_file(path, what)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):     # a bare .npy holds one array
+            raise ValueError("a single .npy array, not an .npz archive")
+        with data:
             return {name: data[name] for name in data.files}
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise TinyLMError(f"cannot load {what}: {path} is not an .npz archive of plain "
                           f"arrays ({exc})") from None
