@@ -2,7 +2,8 @@
 every parameter)."""
 import numpy as np
 
-from ..models import GPT, RNNLM, GPTConfig, LSTMClassifier, TransformerClassifier
+from ..models import (GPT, RNNLM, GPTConfig, LSTMClassifier, Seq2SeqTransformer,
+                      TransformerClassifier)
 from . import GradCase
 
 
@@ -39,6 +40,17 @@ def _classifier(make):
     return build
 
 
+def _seq2seq(rng):
+    model = Seq2SeqTransformer(6, 7, d_model=4, nhead=2, num_encoder_layers=1,
+                               num_decoder_layers=1, dim_feedforward=6, dropout=0.0, max_len=6,
+                               seed=0).to(np.float64)
+    for p in model.parameters():
+        p.data = p.data + 0.3 * rng.standard_normal(p.shape)
+    src = np.array([[3, 4, 5, 0], [2, 5, 3, 4]])
+    tgt_in, tgt_out = np.array([[1, 4, 6], [1, 3, 0]]), np.array([[4, 6, 2], [3, 2, 0]])
+    return (lambda: model(src, tgt_in, tgt_out)[1]), list(model.parameters())
+
+
 # second order is left out: slow for a whole model, and every op in it is checked to second
 # order on its own
 CASES = [GradCase("models.GPT[loss, tied head]", _gpt(), second_order=False),
@@ -50,4 +62,5 @@ CASES = [GradCase("models.GPT[loss, tied head]", _gpt(), second_order=False),
                                     num_outputs=2, seed=0)), second_order=False),
          GradCase("models.TransformerClassifier[CLS]", _classifier(
              lambda: TransformerClassifier(7, 4, 2, 1, 6, num_outputs=2, max_len=6,
-                                           dropout=0.0, seed=0)), second_order=False)]
+                                           dropout=0.0, seed=0)), second_order=False),
+         GradCase("models.Seq2SeqTransformer[D7, padded]", _seq2seq, second_order=False)]

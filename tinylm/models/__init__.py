@@ -2,5 +2,7 @@
 from .classifiers import LSTMClassifier, TransformerClassifier
 from .gpt import GPT, GPTConfig
 from .rnnlm import RNNLM
+from .seq2seq import Seq2SeqTransformer
 
-__all__ = ["GPT", "GPTConfig", "RNNLM", "LSTMClassifier", "TransformerClassifier"]
+__all__ = ["GPT", "GPTConfig", "RNNLM", "LSTMClassifier", "TransformerClassifier",
+           "Seq2SeqTransformer"]
