@@ -1,6 +1,7 @@
 """word2vec: tinylm against gensim 4 on the same corpus, parameters and threads.
 
-    python benchmarks/bench_word2vec.py [--corpus PATH] [--epochs 5] [--workers 2] [--modes sg cbow]
+    python benchmarks/bench_word2vec.py [--corpus PATH] [--epochs 5] [--workers 2]
+                                        [--modes sg cbow] [--seeds 1 2 3]
 
 For each mode (skip-gram, CBOW) both libraries build the vocabulary, then the training alone is
 timed (tinylm's Numba kernel is compiled on a small warm-up corpus first). Words per second =
@@ -12,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,6 +55,20 @@ def run_gensim(sentences, params, raw_words):
             "vocab": len(model.wv), **quality(model.wv, datapath)}
 
 
+def summarise(runs):
+    """One seed: that run. Several: median speed, mean quality, and every run's numbers."""
+    if len(runs) == 1:
+        return runs[0]
+    out = {"words_per_second": round(statistics.median(r["words_per_second"] for r in runs)),
+           "vocab": runs[0]["vocab"]}
+    for key in ("wordsim353_spearman", "analogy_accuracy"):
+        values = [r[key] for r in runs]
+        out[key] = round(statistics.mean(values), 4)
+        out[key + "_stdev"] = round(statistics.stdev(values), 4)
+    out["runs"] = runs
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(PTB))
@@ -60,6 +76,9 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--modes", nargs="+", default=["sg", "cbow"], choices=["sg", "cbow"])
     parser.add_argument("--no-gensim", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1],
+                        help="one run per seed; quality is reported as the mean (and the "
+                             "spread), speed as the median")
     args = parser.parse_args()
     corpus = Path(args.corpus)
     if not corpus.is_file():
@@ -81,17 +100,23 @@ def main():
               "epochs": args.epochs, "workers": args.workers, "cpu_count": os.cpu_count(),
               "python": platform.python_version(), "modes": {}}
     for mode in args.modes:
-        params = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,
-                      epochs=args.epochs, workers=args.workers, seed=1, sg=int(mode == "sg"))
-        row = {"tinylm": run_tinylm(sentences, params, datapath)}
+        runs = {"tinylm": [], "gensim": []}
+        for seed in args.seeds:
+            params = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,
+                          epochs=args.epochs, workers=args.workers, seed=seed,
+                          sg=int(mode == "sg"))
+            runs["tinylm"].append(run_tinylm(sentences, params, datapath))
+            if not args.no_gensim:
+                runs["gensim"].append(run_gensim(sentences, params, raw_words))
+        row = {lib: summarise(r) for lib, r in runs.items() if r}
         if not args.no_gensim:
-            row["gensim"] = run_gensim(sentences, params, raw_words)
+            ours, theirs = row["tinylm"], row["gensim"]
             row["speed_ratio_tinylm_over_gensim"] = round(
-                row["tinylm"]["words_per_second"] / row["gensim"]["words_per_second"], 3)
-            row["spearman_difference"] = round(row["tinylm"]["wordsim353_spearman"]
-                                               - row["gensim"]["wordsim353_spearman"], 4)
-            row["analogy_difference"] = round(row["tinylm"]["analogy_accuracy"]
-                                              - row["gensim"]["analogy_accuracy"], 4)
+                ours["words_per_second"] / theirs["words_per_second"], 3)
+            row["spearman_difference"] = round(ours["wordsim353_spearman"]
+                                               - theirs["wordsim353_spearman"], 4)
+            row["analogy_difference"] = round(ours["analogy_accuracy"]
+                                              - theirs["analogy_accuracy"], 4)
         result["modes"][mode] = row
     print(json.dumps(result, indent=1))
 
