@@ -48,8 +48,8 @@ import tinylm as tl
 from tinylm.chapter import Chapter, plt
 from tinylm.nn import Embedding
 from tinylm.text import (STOPWORDS, BPETokenizer, CharTokenizer, Vocab, WordTokenizer, clean,
-                         corpus_sentences, default_corpus_info, default_text, load_text,
-                         split_sentences)
+                         corpus_sentences, default_corpus_info, default_text, lm_blocks,
+                         load_text, split_sentences, train_val_test_split)
 
 
 # %% [markdown]
@@ -388,6 +388,10 @@ ch.check("the three parts are disjoint and cover every sentence",
 ch.check("the same seed gives the same split",
          all(np.array_equal(a, b) for a, b in zip(split_by_hand(len(sentences), seed=0),
                                                   (train_idx, val_idx, test_idx))))
+library_split = train_val_test_split(np.arange(len(sentences)), (0.8, 0.1, 0.1), seed=0)
+ch.check("tinylm.text.train_val_test_split gives the same split",
+         all(np.array_equal(a, b) for a, b in zip(library_split,
+                                                  (train_idx, val_idx, test_idx))))
 train_vocab = Vocab.build([sentences[i] for i in train_idx], max_size=25000)
 for name, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx)):
     ch.show(f"<unk> rate on {name} (vocabulary from train)",
@@ -417,6 +421,9 @@ ch.check("every row is T long and there are (len - 1) // T rows",
 ch.check("the target is the input shifted by one token",
          np.array_equal(x_blocks[:, 1:], y_blocks[:, :-1])
          and np.array_equal(x_blocks.reshape(-1)[1:], y_blocks.reshape(-1)[:-1]))
+x_lib, y_lib = lm_blocks(stream, T_block)
+ch.check("tinylm.text.lm_blocks gives the same blocks",
+         np.array_equal(x_lib, x_blocks) and np.array_equal(y_lib, y_blocks))
 
 # %% [markdown]
 # ## 9. B1 end to end

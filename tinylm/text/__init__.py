@@ -10,8 +10,10 @@ A2's preprocessing (clean -> tokenize -> embed) and B1's data pipeline (collect 
 * ``corpus``: ``load_text`` (any UTF-8 file or URL), the embedded default corpus
   (``default_text``, ``default_sentences``) and ``corpus_sentences``;
 * ``batching``: ``lm_blocks`` (E2 step 2), ``LMBatches``, ``pad_sequences``,
-  ``bucket_batches``, ``train_val_test_split`` (A4), loaded on first use.
+  ``bucket_batches``, ``train_val_test_split`` (A4).
 """
+from .batching import (LMBatches, bucket_batches, lm_blocks, pad_sequences,
+                       train_val_test_split)
 from .clean import clean, sentences_from_text, split_sentences, word_tokenize
 from .corpus import (cache_dir, corpus_sentences, default_corpus_info, default_sentences,
                      default_text, load_text)
@@ -20,19 +22,10 @@ from .tokenizers import (BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer,
                          load_tokenizer)
 from .vocab import SPECIALS, UnknownTokenError, Vocab
 
-_BATCHING = ("lm_blocks", "LMBatches", "pad_sequences", "bucket_batches",
-             "train_val_test_split")
-
 __all__ = ["Vocab", "SPECIALS", "UnknownTokenError", "STOPWORDS", "clean", "split_sentences",
            "word_tokenize",
            "sentences_from_text", "load_text", "default_text", "default_sentences",
            "default_corpus_info", "corpus_sentences", "cache_dir", "Tokenizer",
-           "CharTokenizer", "WordTokenizer", "BPETokenizer", "load_tokenizer"]
+           "CharTokenizer", "WordTokenizer", "BPETokenizer", "load_tokenizer", "lm_blocks",
+           "LMBatches", "pad_sequences", "bucket_batches", "train_val_test_split"]
 
-
-def __getattr__(name):
-    # the batching helpers import on first use (PEP 562), keeping `import tinylm.text` cheap
-    if name in _BATCHING:
-        from . import batching
-        return getattr(batching, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
