@@ -1,4 +1,8 @@
-"""Command line: ``python -m tinylm gradcheck [NAME ...]`` (more commands join as they exist).
+"""Command line: ``python -m tinylm gradcheck|train|generate|evaluate ...``.
+
+    python -m tinylm train gpt|rnnlm|classifier|translator ...   (see tinylm/cli.py)
+    python -m tinylm generate --checkpoint DIR --prompt TEXT
+    python -m tinylm evaluate --checkpoint DIR
 
     python -m tinylm gradcheck              every check, as a table; exit 1 if any fails
     python -m tinylm gradcheck layer_norm   only the checks whose name contains "layer_norm"
@@ -32,7 +36,14 @@ def _gradcheck(args):
     return 1 if failed else 0
 
 
+CLI_COMMANDS = ("train", "generate", "evaluate")
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in CLI_COMMANDS:
+        from .cli import main as cli_main
+        return cli_main(argv)
     parser = argparse.ArgumentParser(prog="python -m tinylm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +54,8 @@ def main(argv=None):
     check.add_argument("--second-order", action="store_true",
                        help="check second derivatives (tinylm.grad(..., create_graph=True))")
     check.set_defaults(handler=_gradcheck)
+    for name in CLI_COMMANDS:       # listed for --help; tinylm.cli parses them (above)
+        commands.add_parser(name, help=f"see python -m tinylm {name} --help", add_help=False)
     args = parser.parse_args(argv)
     return args.handler(args)
 
