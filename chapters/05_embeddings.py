@@ -45,6 +45,7 @@ from tinylm import functional as F
 from tinylm import nn
 from tinylm.chapter import Chapter, plt
 from tinylm.embeddings import Word2Vec
+from tinylm.embeddings.projection import pca_2d
 from tinylm.errors import IndexRangeError, TinyLMError
 from tinylm.tensor import Tensor
 from tinylm.text import Vocab, corpus_sentences
@@ -159,14 +160,6 @@ def padding_fraction(batches):
     cells = sum(b[0].size for b in batches)
     real = sum(int(b[1].sum()) for b in batches)
     return 1 - real / cells
-
-
-def pca_2d(X):
-    """Centre X, take X_c = U S V^T (np.linalg.svd); the map is U[:, :2] S[:2]. Returns the
-    coordinates and the variance along every direction, S^2 / (n - 1)."""
-    Xc = X - X.mean(axis=0)
-    U, S, _ = np.linalg.svd(Xc, full_matrices=False)
-    return U[:, :2] * S[:2], S ** 2 / (len(X) - 1)
 
 
 # %%

@@ -43,6 +43,7 @@ except ImportError:  # running from a source checkout without `pip install -e .`
 from tinylm import functional as F
 from tinylm.chapter import Chapter, plt
 from tinylm.embeddings import Word2Vec
+from tinylm.embeddings.projection import pca_2d
 from tinylm.embeddings import word2vec_autograd as wa
 from tinylm.kernels import word2vec_cpu
 from tinylm.tensor import Tensor
@@ -119,14 +120,6 @@ def c9_positive_only_training(V, d, pairs, steps, lr, seed):
             W_in.data -= lr * W_in.grad
             W_out.data -= lr * W_out.grad
     return before, mean_probs()
-
-
-def pca_2d(X):
-    """Project the rows of X on their two main directions: centre, then X_c = U S V^T (SVD);
-    the coordinates are U[:, :2] S[:2] = X_c V[:, :2]. Returns (coords, explained variance)."""
-    Xc = X - X.mean(axis=0)
-    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
-    return U[:, :2] * S[:2], S ** 2 / (len(X) - 1)
 
 
 # %%

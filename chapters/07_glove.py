@@ -49,6 +49,7 @@ from tinylm.embeddings import count_models as cm
 from tinylm.embeddings.glove import (GloVe, adagrad_epoch_reference, co_occurrence, encode,
                                      objective_and_gradients, weighting)
 from tinylm.embeddings.keyed_vectors import KeyedVectors
+from tinylm.embeddings.projection import pca_2d
 from tinylm.kernels import glove_cpu
 from tinylm.tensor import Tensor
 from tinylm.text import STOPWORDS, corpus_sentences
@@ -150,13 +151,6 @@ def neighbour_overlap(kv, P, words, probe_ids, topn=10):
         b = set(np.argpartition(-got, topn)[:topn])
         scores.append(len(a & b) / topn)
     return float(np.mean(scores))
-
-
-def pca_2d(X):
-    """Coordinates of the rows of X on their two main directions (centre, SVD)."""
-    Xc = X - X.mean(axis=0)
-    U, S, _ = np.linalg.svd(Xc, full_matrices=False)
-    return U[:, :2] * S[:2]
 
 
 def wordsim_path():
@@ -314,7 +308,7 @@ map_words = [w for w in ["list", "tuple", "dict", "set", "string", "bytes", "int
                          "file", "directory", "path", "read", "write", "open", "close",
                          "error", "exception", "raise", "class", "method", "function",
                          "the", "a", "is"] if w in glove.wv]
-coords = pca_2d(glove.wv[map_words])
+coords, _ = pca_2d(glove.wv[map_words])
 fig, ax = plt.subplots(figsize=(6, 5))
 ax.scatter(coords[:, 0], coords[:, 1], s=10)
 for (px, py), w in zip(coords, map_words):

@@ -124,12 +124,3 @@ def test_c13_max_final_vocab_100_gives_2_v_d_parameters():
     assert len(model.wv) <= 100
     assert model.wv.vectors.size + model.syn1neg.size == 2 * len(model.wv) * 100
 
-
-@pytest.mark.ch05
-def test_pca_2d_matches_covariance_eigenvectors(ch05):
-    X = np.random.default_rng(7).normal(size=(40, 5)) * np.arange(1, 6)
-    coords, explained = ch05.pca_2d(X)
-    Xc = X - X.mean(axis=0)
-    w, vecs = np.linalg.eigh(Xc.T @ Xc / 39)
-    np.testing.assert_allclose(np.abs(coords), np.abs(Xc @ vecs[:, ::-1][:, :2]), atol=1e-10)
-    np.testing.assert_allclose(explained, w[::-1], rtol=1e-10)

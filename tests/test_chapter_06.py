@@ -52,13 +52,3 @@ def test_c9_as_written_never_lowers_wrong_words(ch06):
     (t0, o0), (t1, o1) = ch06.c9_positive_only_training(10, 4, pairs, steps=30, lr=1.0, seed=0)
     assert t1 > 0.9 > t0 and o1 > o0 - 0.01     # the wrong words are never pushed down
 
-
-@pytest.mark.ch06
-def test_pca_2d_matches_covariance_eigenvectors(ch06):
-    X = np.random.default_rng(3).normal(size=(30, 6)) * np.arange(1, 7)
-    coords, explained = ch06.pca_2d(X)
-    Xc = X - X.mean(axis=0)
-    w, vecs = np.linalg.eigh(Xc.T @ Xc / 29)
-    top = vecs[:, ::-1][:, :2]
-    np.testing.assert_allclose(np.abs(coords), np.abs(Xc @ top), rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(explained, w[::-1], rtol=1e-10)

@@ -68,7 +68,7 @@ def test_bad_input():
     model = LSTMClassifier(10, 4, 4, seed=0)
     with pytest.raises(TinyLMError, match="pooling must be one of"):
         LSTMClassifier(10, 4, 4, pooling="cls")
-    with pytest.raises(ShapeError, match=r"\(B, T\) integer array"):
+    with pytest.raises(ShapeError, match=r"\(B, T\) integer token ids"):
         model(np.zeros((2, 3)))
     with pytest.raises(TinyLMError, match=r"\[0, 10\)"):
         model(np.array([[1, 10]]))

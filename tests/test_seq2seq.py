@@ -57,7 +57,7 @@ def test_learns_to_reverse_and_decodes_it(rng):
 
 def test_bad_input(rng):
     m = _model()
-    with pytest.raises(ShapeError, match="integer ids"):
+    with pytest.raises(ShapeError, match="integer token ids"):
         m(np.zeros((2, 3)), np.zeros((2, 3), dtype=int))
     with pytest.raises(TinyLMError, match=r"\[0, 9\)"):
         m(np.array([[1, 9]]), np.array([[1, 2]]))

@@ -20,6 +20,7 @@ from ..errors import ShapeError, TinyLMError
 from ..nn import (LSTM, Dropout, Embedding, LayerNorm, Linear, Module, Parameter,
                   TransformerEncoder, TransformerEncoderLayer, make_rng)
 from ..tensor import Tensor
+from ._ids import check_token_ids
 
 __all__ = ["LSTMClassifier", "TransformerClassifier", "padding_mask"]
 
@@ -32,13 +33,7 @@ def padding_mask(lengths, T):
 
 
 def _check_batch(ids, lengths, vocab_size, name):
-    ids = np.asarray(getattr(ids, "data", ids))
-    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
-        raise ShapeError(f"{name}: ids must be a (B, T) integer array (pad with "
-                         f"tinylm.text.pad_sequences), got shape {ids.shape}, dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise TinyLMError(f"{name}: token ids must be in [0, {vocab_size}), got "
-                          f"[{ids.min()}, {ids.max()}]")
+    ids = check_token_ids(ids, vocab_size, f"{name}: ids")
     B, T = ids.shape
     lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
     if lengths.shape != (B,) or lengths.min(initial=1) < 1 or lengths.max(initial=0) > T:

@@ -24,12 +24,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import functional as F
-from ..errors import IndexRangeError, ShapeError, TinyLMError
+from ..errors import ShapeError, TinyLMError
 from ..generate import sample_next_token
 from ..nn import (Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList,
                   make_rng)
 from ..optim import AdamW
 from ..tensor import Tensor, no_grad
+from ._ids import check_token_ids
 
 __all__ = ["GPTConfig", "GPT"]
 
@@ -174,15 +175,7 @@ class GPT(Module):
         return logits, F.cross_entropy(logits, targets, ignore_index=-1)
 
     def _check_ids(self, ids, name, allow_ignore=False):
-        ids = np.asarray(getattr(ids, "data", ids))
-        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
-            raise ShapeError(f"GPT: {name} must be (B, T) integer token ids, got shape "
-                             f"{ids.shape}, dtype {ids.dtype}")
-        low = -1 if allow_ignore else 0
-        if ids.size and (ids.min() < low or ids.max() >= self.config.vocab_size):
-            raise IndexRangeError(f"GPT: {name} must be in [{low}, {self.config.vocab_size}), "
-                                  f"got values in [{ids.min()}, {ids.max()}]")
-        return ids
+        return check_token_ids(ids, self.config.vocab_size, f"GPT: {name}", allow_ignore)
 
     def crop_block_size(self, block_size):
         """Shrink the context (as nanoGPT's, e.g. to fine-tune a smaller block)."""

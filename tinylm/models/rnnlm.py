@@ -15,10 +15,11 @@ so gradients stop at the chunk boundary.
 import numpy as np
 
 from .. import functional as F
-from ..errors import IndexRangeError, ShapeError, TinyLMError
+from ..errors import TinyLMError
 from ..generate import sample_next_token
 from ..nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, make_rng
 from ..tensor import Tensor, no_grad
+from ._ids import check_token_ids
 
 __all__ = ["RNNLM"]
 
@@ -55,13 +56,7 @@ class RNNLM(Module):
     def forward(self, idx, targets=None, state=None):
         """``idx`` (B, T) ids -> ``(logits (B, T, V), loss or None, state)``. ``state`` is
         the recurrent state to start from (None: zeros) and the one to continue with."""
-        idx = np.asarray(getattr(idx, "data", idx))
-        if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
-            raise ShapeError(f"RNNLM: idx must be (B, T) integer token ids, got shape "
-                             f"{idx.shape}, dtype {idx.dtype}")
-        if idx.size and (idx.min() < 0 or idx.max() >= self.vocab_size):
-            raise IndexRangeError(f"RNNLM: token ids must be in [0, {self.vocab_size}), got "
-                                  f"[{idx.min()}, {idx.max()}]")
+        idx = check_token_ids(idx, self.vocab_size, "RNNLM: idx")
         x = self.drop(self.encoder(idx))
         out, new_state = self.rnn(x, self._state_in(state))
         logits = self.decoder(self.drop(out))

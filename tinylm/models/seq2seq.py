@@ -18,6 +18,7 @@ from .. import functional as F
 from ..errors import ShapeError, TinyLMError
 from ..nn import Dropout, Embedding, Linear, Module, PositionalEncoding, Transformer, make_rng
 from ..tensor import no_grad
+from ._ids import check_token_ids
 
 __all__ = ["Seq2SeqTransformer"]
 
@@ -43,13 +44,7 @@ class Seq2SeqTransformer(Module):
 
     # --- the pieces ------------------------------------------------------------------
     def _ids(self, ids, vocab_size, name):
-        ids = np.asarray(getattr(ids, "data", ids))
-        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
-            raise ShapeError(f"Seq2SeqTransformer: {name} must be (B, T) integer ids, got shape "
-                             f"{ids.shape}, dtype {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-            raise TinyLMError(f"Seq2SeqTransformer: {name} ids must be in [0, {vocab_size}), "
-                              f"got [{ids.min()}, {ids.max()}]")
+        ids = check_token_ids(ids, vocab_size, f"Seq2SeqTransformer: {name}")
         if ids.shape[1] > self.max_len:
             raise ShapeError(f"Seq2SeqTransformer: {name} has {ids.shape[1]} tokens, more "
                              f"than max_len={self.max_len}")
