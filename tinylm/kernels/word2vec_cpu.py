@@ -80,6 +80,21 @@ def _sample_negative(cum_table, state):
 
 
 @njit(cache=True)
+def _draw_targets(targets, center, negative, cum_table, state):
+    """``targets[0] = center``, then ``negative`` draws from the table, skipping any that hit
+    the center word (as word2vec.c). Returns (how many targets, the advanced random state)."""
+    n_t = 1
+    targets[0] = center
+    for _ in range(negative):
+        state = _next_random(state)
+        t = _sample_negative(cum_table, state)
+        if t != center:
+            targets[n_t] = t
+            n_t += 1
+    return n_t, state
+
+
+@njit(cache=True)
 def negative_sampling_update(h, syn1neg, targets, alpha, work, want_loss):
     """One negative-sampling step for input vector ``h``: ``targets[0]`` is the true word
     (label 1), the rest are negatives (label 0). Updates the output rows of ``syn1neg`` in
@@ -190,14 +205,8 @@ def train_epoch(corpus, offsets, chunk_starts, syn0, syn1neg, cum_table, sample_
                     for j in range(lo, hi):
                         if j == i:
                             continue
-                        n_t = 1
-                        targets[0] = center
-                        for _ in range(negative):
-                            state = _next_random(state)
-                            t = _sample_negative(cum_table, state)
-                            if t != center:
-                                targets[n_t] = t
-                                n_t += 1
+                        n_t, state = _draw_targets(targets, center, negative, cum_table,
+                                                   state)
                         work[:] = 0
                         h = syn0[buf[j]]
                         loss += negative_sampling_update(h, syn1neg, targets[:n_t], alpha,
@@ -212,14 +221,7 @@ def train_epoch(corpus, offsets, chunk_starts, syn0, syn1neg, cum_table, sample_
                         if j != i:
                             _axpy(syn0.dtype.type(1), syn0[buf[j]], neu1)
                     neu1 /= count
-                    n_t = 1
-                    targets[0] = center
-                    for _ in range(negative):
-                        state = _next_random(state)
-                        t = _sample_negative(cum_table, state)
-                        if t != center:
-                            targets[n_t] = t
-                            n_t += 1
+                    n_t, state = _draw_targets(targets, center, negative, cum_table, state)
                     work[:] = 0
                     loss += negative_sampling_update(neu1, syn1neg, targets[:n_t], alpha,
                                                      work, want_loss)
