@@ -191,10 +191,17 @@ class Word2Vec:
         self.words_per_second = self.raw_words / max(self.train_seconds, 1e-9)
         return effective, self.raw_words
 
+    # Each epoch is cut into this many chunks per worker; threads take the next free chunk
+    # (prange with chunk size 1), so a thread slowed down by other work on the machine does
+    # not leave the others idle at the end of the epoch (gensim's job queue does the same).
+    CHUNKS_PER_WORKER = 8
+
     def _chunks(self, offsets):
-        """Cut the sentences into ``workers`` runs of about equal word counts."""
+        """Cut the sentences into runs of about equal word counts, ``CHUNKS_PER_WORKER`` per
+        worker (one run per sentence at most)."""
         n_sent = len(offsets) - 1
-        targets = np.linspace(0, offsets[-1], self.workers + 1)
+        n_chunks = max(1, min(self.workers * self.CHUNKS_PER_WORKER, n_sent))
+        targets = np.linspace(0, offsets[-1], n_chunks + 1)
         starts = np.searchsorted(offsets, targets).clip(0, n_sent)
         starts[0], starts[-1] = 0, n_sent
         return np.maximum.accumulate(starts).astype(np.int64)
@@ -209,12 +216,13 @@ class Word2Vec:
         self.loss_history = []
         try:
             for epoch in range(epochs):
-                seeds = self.rng.integers(1, 2 ** 48, self.workers, dtype=np.uint64)
-                losses, eff = word2vec_cpu.train_epoch(
-                    corpus, offsets, chunk_starts, self.wv.vectors, self.syn1neg,
-                    self.cum_table, self.sample_ints, bool(self.sg), self.window,
-                    self.negative, epoch, epochs, float(start_alpha), float(end_alpha), seeds,
-                    bool(want_loss))
+                seeds = self.rng.integers(1, 2 ** 48, len(chunk_starts) - 1, dtype=np.uint64)
+                with numba.parallel_chunksize(1):
+                    losses, eff = word2vec_cpu.train_epoch(
+                        corpus, offsets, chunk_starts, self.wv.vectors, self.syn1neg,
+                        self.cum_table, self.sample_ints, bool(self.sg), self.window,
+                        self.negative, epoch, epochs, float(start_alpha), float(end_alpha),
+                        seeds, bool(want_loss))
                 effective += int(eff.sum())
                 self.loss_history.append(float(losses.sum()))
         finally:

@@ -175,10 +175,10 @@ def train_epoch(corpus, offsets, chunk_starts, syn0, syn1neg, cum_table, sample_
     effective = np.zeros(n_chunks, dtype=np.int64)
     use_sample = sample_ints.shape[0] > 0
     dim = syn0.shape[1]
+    total_words = max(offsets[-1], 1)
     for c in prange(n_chunks):
         state = np.uint64(seeds[c])
         s0, s1 = chunk_starts[c], chunk_starts[c + 1]
-        chunk_words = max(offsets[s1] - offsets[s0], 1)
         max_len = 0
         for s in range(s0, s1):
             max_len = max(max_len, offsets[s + 1] - offsets[s])
@@ -189,8 +189,10 @@ def train_epoch(corpus, offsets, chunk_starts, syn0, syn1neg, cum_table, sample_
         loss = 0.0
         n_eff = 0
         for s in range(s0, s1):
-            # linear decay over all epochs' words, as gensim: alpha_end at the very end
-            progress = (epoch + (offsets[s] - offsets[s0]) / chunk_words) / epochs
+            # linear decay over all epochs' words, as gensim: alpha_end at the very end. The
+            # chunks are taken in order by whichever thread is free, so a sentence's place in
+            # the corpus is (very nearly) the share of the epoch already done
+            progress = (epoch + offsets[s] / total_words) / epochs
             alpha = max(start_alpha - (start_alpha - end_alpha) * progress, end_alpha)
             n, state = _kept_words(corpus, offsets[s], offsets[s + 1], sample_ints, use_sample,
                                    buf, state)
