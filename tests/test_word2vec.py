@@ -4,7 +4,7 @@ import pytest
 
 from tinylm.embeddings import KeyedVectors, VocabularyError, Word2Vec
 from tinylm.embeddings import word2vec_autograd as wa
-from tinylm.embeddings.word2vec import keep_probability
+from tinylm.embeddings.word2vec import alias_table, keep_probability
 from tinylm.errors import TinyLMError
 from tinylm.kernels import word2vec_cpu
 from tinylm.tensor import Tensor
@@ -111,11 +111,24 @@ def test_vocabulary_and_tables():
                                rtol=1e-6)
     draws, state = [], np.uint64(7)
     for _ in range(20000):
-        state = word2vec_cpu._next_random(state)
-        draws.append(word2vec_cpu._sample_negative(model.cum_table, state))
+        t, state = word2vec_cpu._sample_negative(model.alias_threshold, model.alias_index,
+                                                 state)
+        draws.append(t)
     np.testing.assert_allclose(np.bincount(draws) / len(draws), p, atol=0.02)
     capped = Word2Vec(vector_size=4, min_count=1, max_final_vocab=2).build_vocab(sents)
     assert capped.wv.index_to_key == ["the", "cat"] and capped.effective_min_count == 4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_alias_table_gives_the_distribution_exactly(seed):
+    p = np.random.default_rng(seed).random(50) ** 3
+    p /= p.sum()
+    threshold, alias = alias_table(p)
+    # column k yields k with probability t_k and alias[k] otherwise, each column with 1/V
+    keep = threshold / 2.0 ** 32
+    implied = np.bincount(np.arange(50), weights=keep, minlength=50) + \
+        np.bincount(alias, weights=1 - keep, minlength=50)
+    np.testing.assert_allclose(implied / 50, p, atol=1e-9)
 
 
 def test_bad_input():

@@ -43,6 +43,28 @@ from .word2vec_autograd import train_full_softmax
 CUM_TABLE_DOMAIN = 2 ** 31 - 1                       # gensim's range for the cumulative table
 
 
+
+def alias_table(p):
+    """Walker's alias tables for drawing i with probability p[i] in O(1) (Vose's build).
+
+    Scale p to mean 1 (q = V p); columns with q < 1 ("small") are topped up to 1 by an alias
+    column with q > 1, which gives away the difference. Column k then keeps k with
+    probability q[k] (as a 32-bit threshold) and otherwise yields alias[k]."""
+    V = len(p)
+    q = np.asarray(p, dtype=np.float64) * V
+    alias = np.arange(V, dtype=np.int64)
+    small = [i for i in range(V) if q[i] < 1.0]
+    large = [i for i in range(V) if q[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        alias[s] = g
+        q[g] -= 1.0 - q[s]
+        (small if q[g] < 1.0 else large).append(g)
+    for i in small + large:                   # what is left is 1 up to rounding
+        q[i] = 1.0
+    threshold = np.minimum(np.round(q * 2.0 ** 32), 2.0 ** 32).astype(np.uint64)
+    return threshold, alias
+
 class Word2Vec:
     """Word vectors trained with word2vec; ``model.wv`` is a ``KeyedVectors``.
 
@@ -144,7 +166,8 @@ class Word2Vec:
             self.sample_ints = np.zeros(0, dtype=np.int64)
         power = counts.astype(np.float64) ** self.ns_exponent
         self.cum_table = np.round(np.cumsum(power) / power.sum() * CUM_TABLE_DOMAIN).astype(
-            np.int64)
+            np.int64)                                   # gensim's table, kept to compare
+        self.alias_threshold, self.alias_index = alias_table(power / power.sum())
 
     def _encode(self, sentences):
         """One flat int32 array of the in-vocabulary word ids and the sentence offsets
@@ -220,7 +243,8 @@ class Word2Vec:
                 with numba.parallel_chunksize(1):
                     losses, eff = word2vec_cpu.train_epoch(
                         corpus, offsets, chunk_starts, self.wv.vectors, self.syn1neg,
-                        self.cum_table, self.sample_ints, bool(self.sg), self.window,
+                        self.alias_threshold, self.alias_index, self.sample_ints,
+                        bool(self.sg), self.window,
                         self.negative, epoch, epochs, float(start_alpha), float(end_alpha),
                         seeds, bool(want_loss))
                 effective += int(eff.sum())
