@@ -37,8 +37,11 @@ def test_training_lowers_the_loss_and_writes_logs(tmp_path):
     losses = [r["loss"] for r in history["train"]]
     assert len(losses) == 120 and np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     out = tmp_path / "run"
-    assert {p.name for p in out.iterdir()} == {"ckpt.safetensors", "metrics.json", "log.json",
-                                                "log.csv", "loss.png"}
+    assert {p.name for p in out.iterdir()} == {"ckpt.safetensors", "model.safetensors",
+                                                "metrics.json", "log.json", "log.csv",
+                                                "loss.png"}
+    weights, meta = checkpoint.load(out / "model.safetensors")
+    assert meta == {"model": "gpt"} and set(weights) == set(trainer.model.state_dict())
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["iters"] == 120 and metrics["tokens_per_second"] > 0
     assert metrics["best_val_loss"] == min(r["val_loss"] for r in history["eval"])
@@ -48,6 +51,18 @@ def test_training_lowers_the_loss_and_writes_logs(tmp_path):
     assert lrs[-1] == pytest.approx(3e-3, rel=0.05)                             # decayed
     _, meta = checkpoint.load(out / "ckpt.safetensors")
     assert meta["iter"] == 120 and meta["model_metadata"] == {"model": "gpt"}
+
+
+def test_the_weights_file_loads_into_pytorch_under_nanogpt_names(tmp_path):
+    torch = pytest.importorskip("torch")
+    st = pytest.importorskip("safetensors.torch")
+    trainer = make(tmp_path, "export", 2, checkpoint_interval=2)
+    trainer.fit()
+    tensors = st.load_file(str(tmp_path / "export" / "model.safetensors"))
+    assert "transformer.h.0.attn.c_attn.weight" in tensors and "lm_head.weight" in tensors
+    np.testing.assert_array_equal(tensors["transformer.wte.weight"].numpy(),
+                                  trainer.model.transformer.wte.weight.data)
+    assert isinstance(tensors["lm_head.weight"], torch.Tensor)
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -13,6 +13,9 @@ iterations the mean loss over ``eval_iters`` batches of each split is logged; ev
 batches come from their own generator seeded by (seed, iteration), so evaluating does not
 change the training batches.
 
+At the end, ``out_dir/model.safetensors`` holds the weights alone under the model's own
+names (for a GPT, nanoGPT's: PyTorch loads them as they are).
+
 A checkpoint (``out_dir/ckpt.safetensors``, written atomically) holds the model, the
 optimiser state, the iteration, the log and the state of EVERY random generator (the batch
 sampler's and each dropout layer's), so ``fit(resume=True)`` continues exactly: the losses
@@ -252,6 +255,10 @@ class Trainer:
                 "tokens_per_second": round(self.tokens / max(self.train_seconds, 1e-9), 1)}
 
     def _write_logs(self):
+        # the weights alone under the model's own (PyTorch) names, so torch/safetensors code
+        # loads them directly: safetensors.torch.load_file("model.safetensors")
+        checkpoint.save(self.out_dir / "model.safetensors", self.model.state_dict(),
+                        json.loads(json.dumps(self.metadata, default=_jsonable)))
         save_json(self.out_dir / "metrics.json", self.metrics())
         save_json(self.out_dir / "log.json", self.history)
         with atomic_write(self.out_dir / "log.csv", "w", encoding="utf-8") as f:
