@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import tinylm.text
 from tinylm.errors import DTypeError, ShapeError, TinyLMError
 from tinylm.text.batching import (LMBatches, bucket_batches, lm_blocks, pad_sequences,
-                                  train_val_test_split)
+                                  random_windows, train_val_test_split)
 
 from chapter_tools import load_definitions
 
@@ -270,3 +270,24 @@ def test_split_bad_input():
         train_val_test_split([])
     with pytest.raises(ShapeError, match="one label per item"):
         train_val_test_split(range(10), stratify=[0, 1])
+
+
+def test_random_windows_are_shifted_by_one_and_seeded():
+    ids = {"train": np.arange(100), "val": np.arange(200, 250)}
+    get_batch = random_windows(ids, block_size=8, batch_size=5)
+    x, y = get_batch("train", np.random.default_rng(0))
+    assert x.shape == y.shape == (5, 8)
+    np.testing.assert_array_equal(y, x + 1)                 # ids are consecutive numbers
+    np.testing.assert_array_equal(np.diff(x, axis=1), 1)    # each row is one window
+    x2, _ = get_batch("train", np.random.default_rng(0))
+    np.testing.assert_array_equal(x, x2)
+    xv, _ = get_batch("val", np.random.default_rng(0))
+    assert xv.min() >= 200 and xv.max() + 1 <= 249          # the target stays inside the split
+
+
+def test_random_windows_bad_input():
+    with pytest.raises(ShapeError, match="the val split has 5 tokens"):
+        random_windows({"train": np.arange(100), "val": np.arange(5)}, 8, 2)
+    get_batch = random_windows({"train": np.arange(100)}, 8, 2)
+    with pytest.raises(TinyLMError, match="no split 'test'"):
+        get_batch("test", np.random.default_rng(0))

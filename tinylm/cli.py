@@ -43,8 +43,8 @@ from .models import (GPT, RNNLM, GPTConfig, LSTMClassifier, Seq2SeqTransformer,
 from .optim import AdamW
 from .tensor import no_grad
 from .text import (BPETokenizer, CharTokenizer, WordTokenizer, default_sentences, default_text,
-                   lm_blocks, load_text, pad_sequences, train_val_test_split)
-from .train import CHECKPOINT_NAME, Trainer, TrainConfig
+                   load_text, pad_sequences, random_windows, train_val_test_split)
+from .train import CHECKPOINT_NAME, Trainer, TrainConfig, lm_window_loss
 
 __all__ = ["main", "build_parser", "load_model"]
 
@@ -221,23 +221,6 @@ def load_model(path):
 
 
 # --- losses and batches -----------------------------------------------------------------------
-def _lm_batches(ids, block_size, batch_size):
-    """nanoGPT's ``get_batch``: ``batch_size`` random windows of ``block_size`` tokens and the
-    same windows shifted by one (the targets)."""
-    for name, arr in ids.items():
-        if len(arr) < block_size + 2:
-            raise TinyLMError(f"train: the {name} split has {len(arr)} tokens, fewer than "
-                              f"block size + 2 = {block_size + 2}; use a longer corpus or a "
-                              f"smaller --block-size/--bptt")
-
-    def get_batch(split, rng):
-        data = ids[split]
-        start = rng.integers(len(data) - block_size, size=batch_size)
-        index = start[:, None] + np.arange(block_size)
-        return data[index], data[index + 1]
-    return get_batch
-
-
 def _classifier_loss(model, x, y):
     # the batch is right-padded with <pad> = 0 and no text encodes to 0, so the lengths are
     # the counts of non-zero ids (x stays one array: the Trainer counts its tokens)
@@ -261,19 +244,6 @@ def _sequence_batches(parts, batch_size):
 
 
 # --- evaluation -------------------------------------------------------------------------------
-@no_grad()
-def _lm_loss(model, ids, block_size, batch_size, max_batches=None):
-    """Mean loss over consecutive non-overlapping windows of ``ids`` (the first
-    ``max_batches`` batches of them)."""
-    x, y = lm_blocks(ids, block_size)
-    n = len(x) if not max_batches else min(len(x), max_batches * batch_size)
-    total = 0.0
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        total += model(x[start:stop], y[start:stop])[1].item() * (stop - start)
-    return total / n, n * block_size
-
-
 @no_grad()
 def _predict_classes(model, sequences, batch_size=256):
     out = []
@@ -399,11 +369,11 @@ def _train_gpt(args):
     model = GPT(config, seed=args.seed)
 
     def score(model):
-        loss, tokens = _lm_loss(model, ids["val"], args.block_size, args.batch_size,
+        loss, tokens = lm_window_loss(model, ids["val"], args.block_size, args.batch_size,
                                 args.score_batches)
         return {"val_loss_windows": loss, "val_perplexity": perplexity(loss),
                 "val_tokens_scored": tokens, "vocab_size": tok.vocab_size}
-    return _fit(args, "gpt", model, _lm_batches(ids, args.block_size, args.batch_size),
+    return _fit(args, "gpt", model, random_windows(ids, args.block_size, args.batch_size),
                 {"model_config": asdict(config), "tokenizer": tok.to_dict(), "data": spec},
                 score=score)
 
@@ -420,12 +390,12 @@ def _train_rnnlm(args):
         out = {"vocab_size": tok.vocab_size}
         for split in ("val", "test"):
             if split in ids:
-                loss, tokens = _lm_loss(model, ids[split], args.bptt, args.batch_size,
+                loss, tokens = lm_window_loss(model, ids[split], args.bptt, args.batch_size,
                                         args.score_batches)
                 out.update({f"{split}_loss_windows": loss, f"{split}_perplexity":
                             perplexity(loss), f"{split}_tokens_scored": tokens})
         return out
-    return _fit(args, "rnnlm", model, _lm_batches(ids, args.bptt, args.batch_size),
+    return _fit(args, "rnnlm", model, random_windows(ids, args.bptt, args.batch_size),
                 {"model_config": config, "tokenizer": tok.to_dict(), "data": spec,
                  "block_size": args.bptt}, score=score)
 
@@ -563,7 +533,7 @@ def _evaluate(args):
                 raise TinyLMError(f"evaluate: this corpus has no {split!r} split (it has "
                                   f"{sorted(data)})")
             ids = data[split]
-        loss, tokens = _lm_loss(model, ids, T, args.batch_size, args.max_batches)
+        loss, tokens = lm_window_loss(model, ids, T, args.batch_size, args.max_batches)
         result |= {"split": split, "loss": loss, "perplexity": perplexity(loss),
                    "tokens_scored": tokens}
     elif kind == "classifier":

@@ -35,8 +35,9 @@ from .errors import TinyLMError
 from .io import atomic_write, save_json
 from .optim import clip_grad_norm_, warmup_cosine_lr
 from .tensor import no_grad
+from .text.batching import lm_blocks
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["TrainConfig", "Trainer", "lm_window_loss"]
 
 CHECKPOINT_NAME = "ckpt.safetensors"
 
@@ -294,3 +295,19 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+@no_grad()
+def lm_window_loss(model, ids, block_size, batch_size, max_batches=None):
+    """``(mean loss, tokens scored)`` of a language model over consecutive, non-overlapping
+    windows of ``block_size`` ids (``lm_blocks``), ``batch_size`` windows per forward pass; the
+    first ``max_batches`` batches only when given. Every token is scored once with at most
+    ``block_size - 1`` tokens of context, so the figure is deterministic (unlike the Trainer's
+    random evaluation batches) and ``exp`` of it is the perplexity (E1)."""
+    x, y = lm_blocks(ids, block_size)
+    n = len(x) if not max_batches else min(len(x), max_batches * batch_size)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        total += model(x[start:stop], y[start:stop])[1].item() * (stop - start)
+    return total / n, n * block_size

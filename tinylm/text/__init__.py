@@ -9,10 +9,10 @@ A2's preprocessing (clean -> tokenize -> embed) and B1's data pipeline (collect 
 * ``vocab``: ``Vocab`` with ``min_count``, ``max_size`` (C14: 25,000) and counts;
 * ``corpus``: ``load_text`` (any UTF-8 file or URL), the embedded default corpus
   (``default_text``, ``default_sentences``) and ``corpus_sentences``;
-* ``batching``: ``lm_blocks`` (E2 step 2), ``LMBatches``, ``pad_sequences``,
+* ``batching``: ``lm_blocks`` (E2 step 2), ``LMBatches``, ``random_windows``, ``pad_sequences``,
   ``bucket_batches``, ``train_val_test_split`` (A4).
 """
-from .batching import (LMBatches, bucket_batches, lm_blocks, pad_sequences,
+from .batching import (LMBatches, bucket_batches, lm_blocks, pad_sequences, random_windows,
                        train_val_test_split)
 from .clean import clean, sentences_from_text, split_sentences, word_tokenize
 from .corpus import (cache_dir, corpus_sentences, default_corpus_info, default_sentences,
@@ -27,5 +27,5 @@ __all__ = ["Vocab", "SPECIALS", "UnknownTokenError", "STOPWORDS", "clean", "spli
            "sentences_from_text", "load_text", "default_text", "default_sentences",
            "default_corpus_info", "corpus_sentences", "cache_dir", "Tokenizer",
            "CharTokenizer", "WordTokenizer", "BPETokenizer", "load_tokenizer", "lm_blocks",
-           "LMBatches", "pad_sequences", "bucket_batches", "train_val_test_split"]
+           "LMBatches", "random_windows", "pad_sequences", "bucket_batches", "train_val_test_split"]
 

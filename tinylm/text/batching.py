@@ -3,6 +3,7 @@
 * ``lm_blocks(ids, T)``: cut one id stream into rows ``x = ids[iS : iS + T]`` with targets
   ``y = ids[iS + 1 : iS + T + 1]`` (the next token at every position), ``S`` the stride;
 * ``LMBatches``: batches of those rows, reshuffled every epoch by its own generator;
+* ``random_windows``: nanoGPT's ``get_batch``, windows at random offsets of each split;
 * ``pad_sequences``: sentences of different lengths as one (B, T) array plus their lengths;
 * ``bucket_batches``: batches of sentences of similar length, so little of each is padding;
 * ``train_val_test_split``: a seeded partition into train / validation / test (A4),
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError, TinyLMError
 
-__all__ = ["lm_blocks", "LMBatches", "pad_sequences", "bucket_batches",
+__all__ = ["lm_blocks", "LMBatches", "random_windows", "pad_sequences", "bucket_batches",
            "train_val_test_split"]
 
 
@@ -95,6 +96,36 @@ class LMBatches:
     def __repr__(self):
         return (f"LMBatches({len(self.inputs)} blocks of {self.block_size}, batch_size="
                 f"{self.batch_size}, {len(self)} batches, shuffle={self.shuffle})")
+
+
+def random_windows(ids_by_split, block_size, batch_size):
+    """nanoGPT's ``get_batch``: a function ``get_batch(split, rng) -> (x, y)`` drawing
+    ``batch_size`` windows of ``block_size`` ids at uniformly random offsets of
+    ``ids_by_split[split]``, and the same windows shifted by one token (the targets).
+
+    The generator is the caller's, so a training loop and its evaluation draw from separate,
+    seeded streams (``tinylm.train.Trainer`` does), and two runs with the same seeds see the
+    same batches.
+    """
+    block_size = _positive_int(block_size, "block_size", "random_windows")
+    batch_size = _positive_int(batch_size, "batch_size", "random_windows")
+    ids_by_split = {name: _id_array(arr, "random_windows", f"the {name} ids")
+                    for name, arr in ids_by_split.items()}
+    for name, arr in ids_by_split.items():
+        if len(arr) < block_size + 2:
+            raise ShapeError(f"random_windows: the {name} split has {len(arr)} tokens, fewer "
+                             f"than block size + 2 = {block_size + 2}; use a longer corpus or "
+                             f"a smaller block size")
+    offsets = np.arange(block_size)
+
+    def get_batch(split, rng):
+        if split not in ids_by_split:
+            raise TinyLMError(f"get_batch: no split {split!r}; have {sorted(ids_by_split)}")
+        data = ids_by_split[split]
+        start = rng.integers(len(data) - block_size, size=batch_size)
+        index = start[:, None] + offsets
+        return data[index], data[index + 1]
+    return get_batch
 
 
 # --- padding and length buckets ------------------------------------------------------------
