@@ -29,22 +29,23 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
-from . import functional as F
-from .datasets import (DATA_DIR, WhitespaceTokenizer, date_pairs, load_labelled_tsv,
-                       load_multi30k, load_rt_polarity, load_sst2, load_tatoeba, load_word_lm,
-                       nanogpt_split, stdlib_docstrings, word_tokens)
-from .datasets.synthetic import STDLIB_PACKAGES
-from .errors import TinyLMError
-from .io import save_json
-from .metrics import accuracy, corpus_bleu, perplexity, precision_recall_f1
-from .models import (GPT, RNNLM, GPTConfig, LSTMClassifier, Seq2SeqTransformer,
-                     TransformerClassifier)
-from .optim import AdamW
-from .tensor import no_grad
-from .text import (BPETokenizer, CharTokenizer, WordTokenizer, default_sentences, default_text,
-                   load_text, pad_sequences, random_windows, train_val_test_split)
-from .train import CHECKPOINT_NAME, Trainer, TrainConfig, lm_window_loss
+from .. import checkpoint
+from .. import functional as F
+from ..datasets import (DATA_DIR, WhitespaceTokenizer, date_pairs, load_labelled_tsv,
+                        load_multi30k, load_rt_polarity, load_sst2, load_tatoeba, load_word_lm,
+                        nanogpt_split, stdlib_docstrings, word_tokens)
+from ..datasets.synthetic import STDLIB_PACKAGES
+from ..errors import TinyLMError
+from ..io import save_json
+from ..metrics import accuracy, corpus_bleu, perplexity, precision_recall_f1
+from ..models import (GPT, RNNLM, GPTConfig, LSTMClassifier, Seq2SeqTransformer,
+                      TransformerClassifier)
+from ..optim import AdamW
+from ..tensor import no_grad
+from ..text import (BPETokenizer, CharTokenizer, WordTokenizer, default_sentences,
+                    default_text, load_text, pad_sequences, random_windows,
+                    train_val_test_split)
+from ..train import CHECKPOINT_NAME, Trainer, TrainConfig, lm_window_loss
 
 __all__ = ["main", "build_parser", "load_model"]
 
