@@ -32,7 +32,7 @@ gradcheck: venv
 
 ## bench: speed figures beside PyTorch (when installed), as JSON; nothing is asserted
 bench: venv
-	@for script in benchmarks/*.py; do echo "=== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in benchmarks/[!_]*.py; do echo "=== $$script"; $(BIN)/python $$script || exit 1; done
 
 ## notebooks: the chapters as Jupyter notebooks in notebooks/
 notebooks: venv
