@@ -2,13 +2,13 @@
 and what those benchmarks share (the optimiser groups, the printed table).
 
 Not a benchmark itself (``make bench`` skips files starting with ``_``):
-``bench_shakespeare.py`` and ``bench_lstm_lm.py`` import it. Each twin is built from a tinylm model's ``state_dict()`` (the
-parameter names are the same by design: nanoGPT's for ``GPT``, PyTorch's
-``word_language_model`` example's for ``RNNLM``), so both frameworks start from identical
-weights. ``train_like_tinylm`` repeats ``tinylm.train.Trainer``'s loop step for step: the same
-learning-rate schedule (``TrainConfig.lr_at``), the same batches (one NumPy generator seeded
-with the run's seed), gradient clipping, and evaluation on the same seeded batches at the
-same iterations. What differs is only the framework doing the arithmetic.
+``bench_shakespeare.py`` and ``bench_lstm_lm.py`` import it. Each twin is built from a
+tinylm model's ``state_dict()`` (the parameter names are the same by design: nanoGPT's for
+``GPT``, PyTorch's ``word_language_model`` example's for ``RNNLM``), so both frameworks start
+from identical weights. ``train_like_tinylm`` repeats ``tinylm.train.Trainer``'s loop step
+for step: the same learning-rate schedule (``TrainConfig.lr_at``), the same batches (one NumPy
+generator seeded with the run's seed), gradient clipping, and evaluation on the same seeded
+batches at the same iterations. What differs is only the framework doing the arithmetic.
 """
 import time
 
