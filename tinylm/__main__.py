@@ -1,6 +1,6 @@
 """Command line: ``python -m tinylm gradcheck|train|generate|evaluate ...``.
 
-    python -m tinylm train gpt|rnnlm|classifier|translator ...   (see tinylm/cli.py)
+    python -m tinylm train gpt|rnnlm|classifier|translator ...   (see tinylm/cli/)
     python -m tinylm generate --checkpoint DIR --prompt TEXT
     python -m tinylm evaluate --checkpoint DIR
 
