@@ -4,11 +4,12 @@
                                            [--corpus PATH] [--no-torch]
 
 The configuration of nanoGPT's README ("baby GPT" on a CPU): character tokens, n_layer=4,
-n_head=4, n_embd=128, block_size=64, batch_size=12, dropout 0, biases on, AdamW (betas 0.9/0.99,
+n_head=4, n_embd=128, block_size=64, batch_size=12, dropout 0, no biases (nanoGPT's
+``bias = False``; ``--bias`` turns them on), AdamW (betas 0.9/0.99,
 weight decay 0.1 on matrices), lr 1e-3 with 100 warm-up iterations and a cosine decay to 1e-4
 at 2000, gradient clipping 1.0, evaluation every 250 iterations on 20 random batches per
 split; nanoGPT's split (first 90% of the characters train). This is exactly what
-``python -m tinylm train gpt --corpus tinyshakespeare.txt --max-iters 2000 ...`` runs.
+``python -m tinylm train gpt --corpus tinyshakespeare.txt --no-bias --max-iters 2000 ...`` runs.
 
 tinylm trains with its ``Trainer``; PyTorch trains a transcription of nanoGPT's model that
 starts from the same weights, sees the same batches and evaluates on the same batches
@@ -42,6 +43,7 @@ def main(argv=None):
     p.add_argument("--eval-iters", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--bias", action="store_true", help="biases in Linear and LayerNorm")
     p.add_argument("--no-torch", action="store_true", help="tinylm only")
     args = p.parse_args(argv)
     if not Path(args.corpus).is_file():
@@ -53,7 +55,7 @@ def main(argv=None):
     tok = CharTokenizer.train(train_text + val_text)
     ids = {"train": np.array(tok.encode(train_text)), "val": np.array(tok.encode(val_text))}
     config = GPTConfig(block_size=64, vocab_size=tok.vocab_size, n_layer=4, n_head=4,
-                       n_embd=128, dropout=0.0, bias=True)
+                       n_embd=128, dropout=0.0, bias=args.bias)
     train_config = TrainConfig(max_iters=args.max_iters, lr=1e-3, min_lr=1e-4,
                                warmup_iters=min(100, args.max_iters),
                                lr_decay_iters=args.max_iters, grad_clip=1.0,
@@ -76,7 +78,7 @@ def main(argv=None):
     print(json.dumps({"benchmark": "shakespeare_char nanoGPT CPU config",
                       "machine": platform.processor() or platform.machine(),
                       "threads": args.threads, "iters": args.max_iters, "seed": args.seed,
-                      **results, "sample": sample}))
+                      "bias": args.bias, **results, "sample": sample}))
     return 0
 
 
