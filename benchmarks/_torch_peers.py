@@ -10,6 +10,7 @@ for step: the same learning-rate schedule (``TrainConfig.lr_at``), the same batc
 generator seeded with the run's seed), gradient clipping, and evaluation on the same seeded
 batches at the same iterations. What differs is only the framework doing the arithmetic.
 """
+import math
 import time
 
 import numpy as np
@@ -23,9 +24,10 @@ def torch_or_none():
     return torch
 
 
-def torch_gpt(state, config):
+def torch_gpt(state, config, sdpa=True):
     """nanoGPT's model (pre-LN blocks, causal self-attention, GELU MLP, tied head) holding
-    ``state`` (a tinylm ``GPT.state_dict()``); ``config`` a ``GPTConfig``."""
+    ``state`` (a tinylm ``GPT.state_dict()``); ``config`` a ``GPTConfig``. ``sdpa=False``
+    writes the attention out (scores, mask, softmax, weighted sum) as nanoGPT's fallback."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -37,12 +39,20 @@ def torch_gpt(state, config):
             super().__init__()
             self.c_attn = nn.Linear(E, 3 * E, bias=config.bias)
             self.c_proj = nn.Linear(E, E, bias=config.bias)
+            self.register_buffer("causal", torch.tril(torch.ones(config.block_size,
+                                                                 config.block_size)),
+                                 persistent=False)
 
         def forward(self, x):
             B, T, _ = x.shape
             q, k, v = self.c_attn(x).split(E, dim=2)
             q, k, v = (t.view(B, T, H, E // H).transpose(1, 2) for t in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            if sdpa:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.shape[-1]))
+                att = att.masked_fill(self.causal[:T, :T] == 0, float("-inf"))
+                y = F.softmax(att, dim=-1) @ v
             return self.c_proj(y.transpose(1, 2).reshape(B, T, E))
 
     class MLP(nn.Module):

@@ -9,8 +9,8 @@ import numpy as np
 
 from .backend import as_array, get_array_module, to_numpy
 from .errors import DTypeError, IndexRangeError, ShapeError, TinyLMError
-from .kernels import erf
-from .tensor import Function, Tensor, as_tensor, scatter_add, unbroadcast
+from .kernels import kernel
+from .tensor import Function, Tensor, as_tensor, unbroadcast
 
 __all__ = [
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "softmax", "log_softmax",
@@ -92,27 +92,14 @@ class GELU(Function):
     ``approximate="tanh"`` (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
     """
 
-    C = math.sqrt(2 / math.pi)
-    K = 0.044715
-
     def forward(self, x, approximate="none"):
-        xp = get_array_module(x)
-        self.x, self.approximate = x, approximate
-        if approximate == "tanh":
-            self.t = xp.tanh(self.C * (x + self.K * x * x * x))   # x*x*x: np.power is slow
-            return 0.5 * x * (1 + self.t)
-        if approximate != "none":
+        if approximate not in ("none", "tanh"):
             raise TinyLMError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
-        return x * self.cdf
+        self.x, self.approximate = x, approximate
+        return kernel("gelu_forward", x)(x, approximate)
 
     def backward(self, g):
-        x = self.x
-        if self.approximate == "tanh":
-            dinner = self.C * (1 + 3 * self.K * x * x)
-            return g * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * dinner)
-        pdf = get_array_module(x).exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return g * (self.cdf + x * pdf)
+        return kernel("gelu_backward", self.x, g)(self.x, g, self.approximate)
 
 
 def exp(x): return Exp.apply(x)
@@ -125,11 +112,16 @@ def gelu(x, approximate="none"): return GELU.apply(x, approximate=approximate)
 
 
 # --- softmax -------------------------------------------------------------------------
-def _log_softmax_array(x, axis):
-    """log softmax on raw arrays, stable for huge logits: shift by the max first."""
+def _on_last_axis(name, x, *others, axis):
+    """Run the row kernel ``name`` over ``axis`` (moved last and back when it is not)."""
+    if not -x.ndim <= axis < x.ndim:
+        raise np.exceptions.AxisError(axis, x.ndim)     # the engine names the op around it
+    last = axis in (-1, x.ndim - 1)
     xp = get_array_module(x)
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    if not last:
+        x, others = xp.moveaxis(x, axis, -1), [xp.moveaxis(o, axis, -1) for o in others]
+    out = kernel(name, x, *others)(x, *others)
+    return out if last else xp.moveaxis(out, -1, axis)
 
 
 class Softmax(Function):
@@ -137,11 +129,11 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        self.y = get_array_module(x).exp(_log_softmax_array(x, axis))
+        self.y = _on_last_axis("softmax_forward", x, axis=axis)
         return self.y
 
     def backward(self, g):
-        return self.y * (g - (g * self.y).sum(axis=self.axis, keepdims=True))
+        return _on_last_axis("softmax_backward", self.y, g, axis=self.axis)
 
 
 class LogSoftmax(Function):
@@ -149,12 +141,11 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        self.out = _log_softmax_array(x, axis)
+        self.out = _on_last_axis("log_softmax_forward", x, axis=axis)
         return self.out
 
     def backward(self, g):
-        xp = get_array_module(g)
-        return g - xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+        return _on_last_axis("log_softmax_backward", self.out, g, axis=self.axis)
 
 
 def softmax(x, axis=-1): return Softmax.apply(x, axis=axis)
@@ -292,7 +283,8 @@ class Embedding(Function):
         return weight[ids]
 
     def backward(self, g):
-        gw = scatter_add(g, self.ids, self.shape)
+        rows = g.reshape(-1, self.shape[-1])
+        gw = kernel("embedding_backward", rows)(rows, self.ids.reshape(-1), self.shape[0])
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0   # the padding row is never trained
         return gw
@@ -323,18 +315,15 @@ class LayerNormalize(Function):
     """
 
     def forward(self, x, n_axes=1, eps=1e-5):
-        xp = get_array_module(x)
-        self.axes, self.eps = tuple(range(-n_axes, 0)), eps
-        mu = x.mean(axis=self.axes, keepdims=True)
-        var = ((x - mu) ** 2).mean(axis=self.axes, keepdims=True)
-        self.inv_std = 1 / xp.sqrt(var + eps)
-        self.x_hat = (x - mu) * self.inv_std
-        return self.x_hat
+        self.shape, self.n_axes, self.eps = x.shape, n_axes, eps
+        rows = x.reshape(-1, int(np.prod(x.shape[x.ndim - n_axes:])))   # normalised axes last
+        self.x_hat, self.inv_std = kernel("layer_norm_forward", rows)(rows, eps)
+        return self.x_hat.reshape(x.shape)
 
     def backward(self, g):
-        mean_g = g.mean(axis=self.axes, keepdims=True)
-        mean_gx = (g * self.x_hat).mean(axis=self.axes, keepdims=True)
-        return (g - mean_g - self.x_hat * mean_gx) * self.inv_std
+        g = g.reshape(self.x_hat.shape)
+        return kernel("layer_norm_backward", self.x_hat, self.inv_std, g)(
+            self.x_hat, self.inv_std, g).reshape(self.shape)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -427,35 +416,25 @@ class CrossEntropy(Function):
 
     def forward(self, logits, target, ignore_index, label_smoothing, reduction):
         xp = get_array_module(logits)
-        n_classes = logits.shape[-1]
-        logp = _log_softmax_array(logits.reshape(-1, n_classes), -1)
-        t = target.reshape(-1)
-        self.valid = t != ignore_index
-        picked = xp.where(self.valid, t, 0)
-        rows = xp.arange(t.size)
-        loss = -(1 - label_smoothing) * logp[rows, picked]
-        if label_smoothing:
-            loss = loss - label_smoothing * logp.mean(axis=-1)
-        loss = loss * self.valid
-        self.logp, self.picked, self.rows = logp, picked, rows
+        self.logits = logits.reshape(-1, logits.shape[-1])
+        self.target = target.reshape(-1)
+        self.valid = self.target != ignore_index
+        loss, self.lse = kernel("cross_entropy_forward", self.logits)(
+            self.logits, self.target, self.valid, label_smoothing)
         self.eps, self.reduction, self.in_shape = label_smoothing, reduction, logits.shape
         self.n_valid = int(self.valid.sum())
         if reduction == "none":
             return loss.reshape(target.shape)
         total = loss.sum()
-        return total / self.n_valid if reduction == "mean" else total
+        return xp.asarray(total / self.n_valid if reduction == "mean" else total)
 
     def backward(self, g):
-        xp = get_array_module(g)
-        grad = xp.exp(self.logp)
-        grad[self.rows, self.picked] -= 1 - self.eps
-        if self.eps:
-            grad -= self.eps / grad.shape[-1]
-        grad *= self.valid[:, None]
         if self.reduction == "none":
-            grad *= g.reshape(-1, 1)
+            row_scale = g.reshape(-1)
         else:
-            grad *= g / self.n_valid if self.reduction == "mean" else g
+            row_scale = g / self.n_valid if self.reduction == "mean" else g
+        grad = kernel("cross_entropy_backward", self.logits, self.lse)(
+            self.logits, self.lse, self.target, self.valid, self.eps, row_scale)
         return grad.reshape(self.in_shape)
 
 

@@ -17,6 +17,7 @@ from . import functional as F
 from .backend import get_array_module
 from .errors import GradError
 from .kernels import erf
+from .kernels.reference import GELU_TANH_C, GELU_TANH_K
 from .tensor import (Add, AsType, Div, Function, GetItem, MatMul, Max, Mean, Mul, Neg, Pow,
                      Reshape, Sub, Sum, Tensor, Transpose, _expand_reduced, scatter_add,
                      unbroadcast)
@@ -106,7 +107,7 @@ class Erf(Function):
 def _gelu(fn, g):
     x = fn.inputs[0]
     if fn.approximate == "tanh":
-        c, k = F.GELU.C, F.GELU.K
+        c, k = GELU_TANH_C, GELU_TANH_K
         t = F.tanh(c * (x + k * x ** 3))
         return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x))
     cdf = 0.5 * (1 + Erf.apply(x / math.sqrt(2)))
@@ -122,7 +123,7 @@ def _binary_cross_entropy(fn, g):
 
 
 def _layer_normalize(fn, g):
-    x, axes = fn.inputs[0], fn.axes
+    x, axes = fn.inputs[0], tuple(range(-fn.n_axes, 0))
     centred = x - x.mean(axis=axes, keepdims=True)
     inv_std = 1 / F.sqrt((centred * centred).mean(axis=axes, keepdims=True) + fn.eps)
     x_hat = centred * inv_std
@@ -142,8 +143,9 @@ def _embedding(fn, g):
 def _cross_entropy(fn, g):
     z = fn.inputs[0]
     n_classes = z.shape[-1]
-    target = get_array_module(fn.logp).zeros(fn.logp.shape)   # (1-e) one_hot + e/C, valid rows
-    target[fn.rows, fn.picked] = 1 - fn.eps
+    xp = get_array_module(fn.logits)
+    target = xp.zeros(fn.logits.shape)               # (1-e) one_hot + e/C, on valid rows
+    target[xp.arange(len(fn.target)), xp.where(fn.valid, fn.target, 0)] = 1 - fn.eps
     target += fn.eps / n_classes
     valid = fn.valid[:, None].astype(target.dtype)
     grad = F.softmax(z.reshape(-1, n_classes)) * _const(fn, valid) - _const(fn, target * valid)

@@ -34,6 +34,7 @@ import numpy as np
 
 from .backend import get_array_module, is_array, to_numpy
 from .errors import ShapeError, TinyLMError
+from .kernels import kernel
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm_", "clip_grad_value_",
@@ -420,17 +421,23 @@ class Adam(Optimizer):
         xp = get_array_module(p.data)
         lr, (beta1, beta2), t = group["lr"], group["betas"], state["step"]
         g = -grad if group["maximize"] else grad
-        if group["weight_decay"] != 0:
-            if self._decoupled:
-                p.data *= 1 - lr * group["weight_decay"]   # AdamW: shrink p, leave g alone
-            else:
-                g = g + group["weight_decay"] * p.data     # Adam: L2 term in the gradient
         if "exp_avg" not in state:
             state["exp_avg"] = xp.zeros_like(p.data)
             state["exp_avg_sq"] = xp.zeros_like(p.data)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        if not group["amsgrad"] and all(a.flags.c_contiguous for a in (p.data, m, v)):
+            # the common case in one fused pass (kernels.adam_step, the same formula)
+            flat = [a.reshape(-1) for a in (p.data, g.astype(p.data.dtype, copy=False), m, v)]
+            kernel("adam_step", *flat)(*flat, lr, beta1, beta2, group["eps"], t,
+                                       group["weight_decay"], self._decoupled)
+            return
+        if group["weight_decay"] != 0:
+            if self._decoupled:
+                p.data *= 1 - lr * group["weight_decay"]   # AdamW: shrink p, leave g alone
+            else:
+                g = g + group["weight_decay"] * p.data     # Adam: L2 term in the gradient
         m *= beta1
         m += (1 - beta1) * g
         v *= beta2

@@ -487,6 +487,10 @@ class MatMul(Function):
             raise ShapeError(f"matmul: {a.shape} @ {b.shape}: inner sizes {a.shape[-1]} "
                              f"and {b.shape[-2 if b.ndim > 1 else 0]} differ")
         self.a, self.b = a, b
+        if a.ndim > 2 and b.ndim == 2:
+            # (B, T, k) @ (k, n) as ONE (B*T, k) @ (k, n) product: one big BLAS call beats
+            # B small ones (what matmul does with a batch axis)
+            return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
         try:
             return a @ b
         except ValueError:   # the batch axes (all but the last two) do not broadcast
@@ -502,7 +506,9 @@ class MatMul(Function):
         if a.ndim == 1:
             g = g[..., None, :]
         ga = gb = None
-        if self.needs_grad[0]:
+        if self.needs_grad[0] and g.ndim > 2 and b2.ndim == 2:
+            ga = (g.reshape(-1, g.shape[-1]) @ b2.T).reshape(a.shape)      # one product
+        elif self.needs_grad[0]:
             ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
         if self.needs_grad[1] and b2.ndim == 2:
             # (B, T, k) @ (k, n): one (k, B*T) @ (B*T, n) product, rather than B products

@@ -1,7 +1,26 @@
-"""Numba kernels for the CPU (compiled once, cached on disk with ``cache=True``)."""
+"""Numba kernels for the CPU: the formulas of ``reference.py``, fused into one pass each.
+
+Each public function has the signature of its namesake in ``reference.py`` and gives the same
+numbers (to rounding: a test compares them). What compiling buys: NumPy evaluates
+``g * (cdf + x * pdf)`` as five passes over memory with four temporaries; a loop body does it
+in one pass with none. Matrix products stay with BLAS (``np.dot``/``@`` in the callers);
+these kernels fuse what sits around them.
+
+Threads: only the elementwise GELU, whose erf costs ~15 ns an element, splits its loop over
+the cores (``prange``). The row kernels (softmax, cross-entropy, layer norm) and the Adam step
+run on one thread: at a GPT's sizes a pass takes well under a millisecond, less than waking
+the other threads costs, and a parallel loop on a busy machine waits for its slowest thread.
+
+Compiled on first use for each dtype and cached on disk (``cache=True``), so only the first
+run on a machine pays the compile time (``benchmarks/bench_kernels.py`` reports it).
+``fastmath`` stays off: results must match the reference.
+"""
 import math
 
-from numba import vectorize
+import numpy as np
+from numba import njit, prange, vectorize
+
+from .reference import GELU_TANH_C, GELU_TANH_K, INV_SQRT_2PI, SQRT_HALF
 
 
 # float32 first: a ufunc takes the first loop its input casts to safely, so with float64
@@ -10,3 +29,254 @@ from numba import vectorize
 def erf(x):
     """erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, via the C library's ``erf``."""
     return math.erf(x)
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+# --- GELU ------------------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def _gelu_exact(x, out):
+    for i in prange(x.size):
+        out[i] = x[i] * 0.5 * (1.0 + math.erf(x[i] * SQRT_HALF))
+
+
+@njit(parallel=True, cache=True)
+def _gelu_tanh(x, out):
+    for i in prange(x.size):
+        xi = x[i]
+        out[i] = 0.5 * xi * (1.0 + math.tanh(GELU_TANH_C * (xi + GELU_TANH_K * xi * xi * xi)))
+
+
+@njit(parallel=True, cache=True)
+def _gelu_exact_grad(x, g, out):
+    for i in prange(x.size):
+        xi = x[i]
+        cdf = 0.5 * (1.0 + math.erf(xi * SQRT_HALF))
+        out[i] = g[i] * (cdf + xi * math.exp(-0.5 * xi * xi) * INV_SQRT_2PI)
+
+
+@njit(parallel=True, cache=True)
+def _gelu_tanh_grad(x, g, out):
+    for i in prange(x.size):
+        xi = x[i]
+        t = math.tanh(GELU_TANH_C * (xi + GELU_TANH_K * xi * xi * xi))
+        dinner = GELU_TANH_C * (1.0 + 3.0 * GELU_TANH_K * xi * xi)
+        out[i] = g[i] * (0.5 * (1.0 + t) + 0.5 * xi * (1.0 - t * t) * dinner)
+
+
+def gelu_forward(x, approximate="none"):
+    out = np.empty(x.shape, dtype=x.dtype)
+    (_gelu_tanh if approximate == "tanh" else _gelu_exact)(_flat(x), out.reshape(-1))
+    return out
+
+
+def gelu_backward(x, g, approximate="none"):
+    out = np.empty(x.shape, dtype=x.dtype)
+    kernel = _gelu_tanh_grad if approximate == "tanh" else _gelu_exact_grad
+    kernel(_flat(x), _flat(g.astype(x.dtype, copy=False)), out.reshape(-1))
+    return out
+
+
+# --- softmax and log-softmax over rows ------------------------------------------------------
+@njit(cache=True)
+def _log_softmax_rows(x, out, log):
+    n, c = x.shape
+    for i in range(n):
+        m = x[i, 0]
+        for j in range(1, c):
+            m = max(m, x[i, j])
+        s = 0.0
+        for j in range(c):
+            e = math.exp(x[i, j] - m)
+            out[i, j] = e
+            s += e
+        if log:
+            lse = m + math.log(s)
+            for j in range(c):
+                out[i, j] = x[i, j] - lse
+        else:
+            inv = 1.0 / s
+            for j in range(c):
+                out[i, j] *= inv
+
+
+@njit(cache=True)
+def _softmax_rows_grad(y, g, out, log):
+    n, c = y.shape
+    for i in range(n):
+        s = 0.0
+        if log:                         # y = log-softmax: dx = g - e^y sum(g)
+            for j in range(c):
+                s += g[i, j]
+            for j in range(c):
+                out[i, j] = g[i, j] - math.exp(y[i, j]) * s
+        else:                           # y = softmax: dx = y (g - sum(g y))
+            for j in range(c):
+                s += g[i, j] * y[i, j]
+            for j in range(c):
+                out[i, j] = y[i, j] * (g[i, j] - s)
+
+
+def _rows_op(kernel, first, *rest, log):
+    a = np.ascontiguousarray(first)
+    out = np.empty_like(a)
+    kernel(a.reshape(-1, a.shape[-1]),
+           *(np.ascontiguousarray(r, dtype=a.dtype).reshape(-1, a.shape[-1]) for r in rest),
+           out.reshape(-1, a.shape[-1]), log)
+    return out
+
+
+def log_softmax_forward(x):
+    return _rows_op(_log_softmax_rows, x, log=True)
+
+
+def log_softmax_backward(out, g):
+    return _rows_op(_softmax_rows_grad, out, g, log=True)
+
+
+def softmax_forward(x):
+    return _rows_op(_log_softmax_rows, x, log=False)
+
+
+def softmax_backward(y, g):
+    return _rows_op(_softmax_rows_grad, y, g, log=False)
+
+
+# --- cross-entropy fused with log-softmax -----------------------------------------------
+@njit(cache=True)
+def _cross_entropy_rows(x, target, valid, smoothing, loss, lse):
+    n, c = x.shape
+    for i in range(n):
+        m = x[i, 0]
+        for j in range(1, c):
+            m = max(m, x[i, j])
+        s = 0.0
+        total = 0.0
+        for j in range(c):
+            s += math.exp(x[i, j] - m)
+            total += x[i, j]
+        lse[i] = m + math.log(s)
+        if valid[i]:
+            loss[i] = lse[i] - (1.0 - smoothing) * x[i, target[i]] - smoothing * total / c
+        else:
+            loss[i] = 0.0
+
+
+@njit(cache=True)
+def _cross_entropy_rows_grad(x, lse, target, valid, smoothing, row_scale, out):
+    n, c = x.shape
+    for i in range(n):
+        if not valid[i]:
+            for j in range(c):
+                out[i, j] = 0.0
+            continue
+        scale = row_scale[i]
+        for j in range(c):
+            out[i, j] = (math.exp(x[i, j] - lse[i]) - smoothing / c) * scale
+        out[i, target[i]] -= (1.0 - smoothing) * scale
+
+
+def cross_entropy_forward(logits, target, valid, smoothing):
+    x = np.ascontiguousarray(logits)
+    loss = np.empty(len(x), dtype=x.dtype)
+    lse = np.empty(len(x), dtype=x.dtype)
+    _cross_entropy_rows(x, np.ascontiguousarray(target, dtype=np.int64), valid, smoothing,
+                        loss, lse)
+    return loss, lse
+
+
+def cross_entropy_backward(logits, lse, target, valid, smoothing, row_scale):
+    x = np.ascontiguousarray(logits)
+    out = np.empty_like(x)
+    scale = np.broadcast_to(np.asarray(row_scale, dtype=x.dtype), (len(x),))
+    _cross_entropy_rows_grad(x, lse, np.ascontiguousarray(target, dtype=np.int64), valid,
+                             smoothing, np.ascontiguousarray(scale), out)
+    return out
+
+
+# --- layer normalisation over rows ---------------------------------------------------------
+@njit(cache=True)
+def _layer_norm_rows(x, eps, out, inv_std):
+    n, c = x.shape
+    for i in range(n):
+        mu = 0.0
+        for j in range(c):
+            mu += x[i, j]
+        mu /= c
+        var = 0.0
+        for j in range(c):                      # two passes: no cancellation in E[x^2] - mu^2
+            d = x[i, j] - mu
+            var += d * d
+        r = 1.0 / math.sqrt(var / c + eps)
+        inv_std[i, 0] = r
+        for j in range(c):
+            out[i, j] = (x[i, j] - mu) * r
+
+
+@njit(cache=True)
+def _layer_norm_rows_grad(x_hat, inv_std, g, out):
+    n, c = x_hat.shape
+    for i in range(n):
+        mean_g = 0.0
+        mean_gx = 0.0
+        for j in range(c):
+            mean_g += g[i, j]
+            mean_gx += g[i, j] * x_hat[i, j]
+        mean_g /= c
+        mean_gx /= c
+        for j in range(c):
+            out[i, j] = (g[i, j] - mean_g - x_hat[i, j] * mean_gx) * inv_std[i, 0]
+
+
+def layer_norm_forward(x, eps):
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    inv_std = np.empty((len(x), 1), dtype=x.dtype)
+    _layer_norm_rows(x, eps, out, inv_std)
+    return out, inv_std
+
+
+def layer_norm_backward(x_hat, inv_std, g):
+    out = np.empty_like(x_hat)
+    _layer_norm_rows_grad(x_hat, inv_std, np.ascontiguousarray(g, dtype=x_hat.dtype), out)
+    return out
+
+
+# --- embedding backward ----------------------------------------------------------------------
+@njit(cache=True)
+def _scatter_rows(g, ids, out):
+    # serial on purpose: two rows of g may add into the same row of out (a repeated id)
+    for i in range(ids.size):
+        r = ids[i]
+        for j in range(g.shape[1]):
+            out[r, j] += g[i, j]
+
+
+def embedding_backward(g, ids, num_rows):
+    g = np.ascontiguousarray(g)
+    out = np.zeros((num_rows, g.shape[-1]), dtype=g.dtype)
+    _scatter_rows(g, np.ascontiguousarray(ids, dtype=np.int64), out)
+    return out
+
+
+# --- Adam / AdamW ----------------------------------------------------------------------------
+@njit(cache=True)
+def _adam(p, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, weight_decay, decoupled):
+    step_size = lr / bias1
+    shrink = 1.0 - lr * weight_decay
+    for i in range(p.size):
+        gi = g[i]
+        if decoupled:
+            p[i] *= shrink
+        else:
+            gi += weight_decay * p[i]
+        m[i] = beta1 * m[i] + (1.0 - beta1) * gi
+        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        p[i] -= step_size * (m[i] / (math.sqrt(v[i]) / bias2_sqrt + eps))
+
+
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    _adam(p, g, m, v, lr, beta1, beta2, eps, 1 - beta1 ** step, math.sqrt(1 - beta2 ** step),
+          weight_decay, decoupled)

@@ -1,0 +1,137 @@
+"""One GPT training step (nanoGPT's CPU configuration): tinylm's kernels, its NumPy reference,
+and PyTorch, in the same run, alternating.
+
+    python benchmarks/bench_gpt_step.py [--repeats 20] [--threads 2]
+
+n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab 65, dropout 0, no bias,
+tied head, pre-LN, GELU, AdamW, gradient clipping 1.0: forward, backward, clip, step. Each
+contender runs one step per round, the rounds repeat ``--repeats`` times and the median is
+reported, so a busy moment of the machine hits them all alike. PyTorch runs twice: with the
+attention written out (as tinylm computes it) and with ``scaled_dot_product_attention``.
+GFLOP/s counts 6 N per token plus the attention products (nanoGPT's estimate) and is set
+beside the float32 ``np.matmul`` peak of this machine. Prints a table and one JSON line.
+"""
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
+
+import _torch_peers  # noqa: E402
+from tinylm import kernels  # noqa: E402
+from tinylm.models import GPT, GPTConfig  # noqa: E402
+from tinylm.optim import clip_grad_norm_  # noqa: E402
+
+CONFIG = GPTConfig(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128, dropout=0.0,
+                   bias=False)
+BATCH = 12
+
+
+def flops_per_step(model):
+    """nanoGPT's estimate: 6 N per token, plus 12 L T d for the attention products."""
+    n, c = model.get_num_params(), CONFIG
+    per_token = 6 * n + 12 * c.n_layer * c.block_size * c.n_embd
+    return per_token * BATCH * c.block_size
+
+
+def matmul_peak(threads):
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    best = min(_timed(lambda: a @ a) for _ in range(10))
+    return 2 * 1024 ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def tinylm_step(mode, x, y):
+    model = GPT(CONFIG, seed=0)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+
+    def step():
+        with kernels.use(mode):
+            _, loss = model(x, y)
+            opt.zero_grad()
+            loss.backward()
+            clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+    return step, model
+
+
+def torch_step(state, x, y, sdpa):
+    import torch
+    model = _torch_peers.torch_gpt(state, CONFIG, sdpa=sdpa)
+    opt = _torch_peers.torch_adamw(model, 1e-3, (0.9, 0.99), 0.1)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        loss = model(tx, ty)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    _torch_peers.set_threads(args.threads)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, CONFIG.vocab_size, (2, BATCH, CONFIG.block_size))
+
+    start = time.perf_counter()
+    steps = {}
+    steps["tinylm (Numba kernels)"], model = tinylm_step("numba", x, y)
+    steps["tinylm (Numba kernels)"]()                 # compiles, or loads the disk cache
+    first_step = time.perf_counter() - start
+    steps["tinylm (NumPy reference)"], _ = tinylm_step("reference", x, y)
+    torch = _torch_peers.torch_or_none()
+    if torch is not None:
+        state = GPT(CONFIG, seed=0).state_dict()
+        steps["PyTorch (attention written out)"] = torch_step(state, x, y, sdpa=False)
+        steps["PyTorch (scaled_dot_product_attention)"] = torch_step(state, x, y, sdpa=True)
+    times = {name: [] for name in steps}
+    for step in steps.values():
+        step()                                          # warm-up
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            times[name].append(_timed(step))
+    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    flops, peak = flops_per_step(model), matmul_peak(args.threads)
+    base = ms.get("PyTorch (scaled_dot_product_attention)")
+
+    print(f"GPT training step, nanoGPT CPU config ({model.get_num_params() / 1e6:.2f}M "
+          f"parameters, {BATCH}x{CONFIG.block_size} tokens), {args.threads} threads, median "
+          f"of {args.repeats}; np.matmul float32 peak {peak:.0f} GFLOP/s")
+    print(f"{'':42} {'ms/step':>8} {'GFLOP/s':>8} {'% peak':>7} {'x PyTorch':>10}")
+    for name, value in ms.items():
+        gflops = flops / value / 1e6
+        ratio = f"{value / base:10.2f}" if base else f"{'-':>10}"
+        print(f"{name:42} {value:8.1f} {gflops:8.1f} {100 * gflops / peak:7.1f} {ratio}")
+    if torch is None:
+        print("PyTorch is not installed: no comparison (pip install torch)")
+    print(json.dumps({"benchmark": "gpt_step", "machine": platform.processor()
+                      or platform.machine(), "threads": args.threads, "repeats": args.repeats,
+                      "ms_per_step": {k: round(v, 2) for k, v in ms.items()},
+                      "gflop_per_step": round(flops / 1e9, 3),
+                      "matmul_peak_gflops": round(peak, 1),
+                      "first_step_seconds_incl_compile_or_cache_load": round(first_step, 2),
+                      "torch": torch.__version__ if torch else None}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

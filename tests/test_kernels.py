@@ -1,0 +1,182 @@
+"""Numba kernels against the NumPy reference, and the switch between them."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinylm as tl
+from tinylm import functional as F
+from tinylm import kernels, optim
+from tinylm.errors import TinyLMError
+from tinylm.kernels import cpu, reference
+
+# the issue's bar: 1e-6 relative in float32, 1e-12 in float64 (atol on the array's scale,
+# for entries near zero where a relative error means nothing)
+TOL = {np.float32: 1e-6, np.float64: 1e-12}
+DTYPES = [np.float32, np.float64]
+
+
+def ref(fn, *args):
+    """The reference on float64 copies of the float arguments, cast back to their dtype: in
+    float32 the kernel is held to the exact value, not to NumPy's own float32 rounding."""
+    dtype = next(a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    up = [a.astype(np.float64) if isinstance(a, (np.ndarray, np.floating))
+          and np.asarray(a).dtype.kind == "f" else a for a in args]
+    out = fn(*up)
+    if isinstance(out, tuple):
+        return tuple(o.astype(dtype) for o in out)
+    return out.astype(dtype)
+
+
+def close(a, b, dtype):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype == np.dtype(dtype)
+    scale = max(float(np.abs(b).max()), 1.0)
+    np.testing.assert_allclose(a, b, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+
+
+@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+def data(rng, shape, dtype, scale=3.0):
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(rng, dtype, approximate):
+    x, g = data(rng, (5, 7, 11), dtype), data(rng, (5, 7, 11), dtype)
+    close(cpu.gelu_forward(x, approximate), ref(reference.gelu_forward, x, approximate), dtype)
+    close(cpu.gelu_backward(x, g, approximate), ref(reference.gelu_backward, x, g, approximate),
+          dtype)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_and_log_softmax(rng, dtype, name):
+    x, g = data(rng, (6, 4, 33), dtype, scale=20.0), data(rng, (6, 4, 33), dtype)
+    x[0, 0, :5] = -np.inf                     # masked entries, as attention passes them
+    if name == "softmax":
+        y = cpu.softmax_forward(x)
+        close(y, ref(reference.softmax_forward, x), dtype)
+        close(cpu.softmax_backward(y, g), ref(reference.softmax_backward, y, g), dtype)
+    else:
+        x[0, 0, :5] = -30.0                   # log(0) = -inf has no finite comparison
+        y = cpu.log_softmax_forward(x)
+        close(y, ref(reference.log_softmax_forward, x), dtype)
+        close(cpu.log_softmax_backward(y, g), ref(reference.log_softmax_backward, y, g), dtype)
+
+
+def test_softmax_of_huge_logits_is_finite(dtype):
+    x = np.array([[1e4, -1e4, 0.0], [3e4, 3e4, 3e4]], dtype=dtype)
+    y = cpu.softmax_forward(x)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y[1], 1 / 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy(rng, dtype, smoothing):
+    logits = data(rng, (40, 17), dtype, scale=10.0)
+    target = rng.integers(0, 17, 40)
+    valid = target != 3                       # some rows ignored
+    loss, lse = cpu.cross_entropy_forward(logits, target, valid, smoothing)
+    ref_loss, ref_lse = ref(reference.cross_entropy_forward, logits, target, valid, smoothing)
+    close(loss, ref_loss, dtype)
+    close(lse, ref_lse, dtype)
+    for row_scale in (dtype(0.025), data(rng, (40,), dtype)):
+        close(cpu.cross_entropy_backward(logits, lse, target, valid, smoothing, row_scale),
+              ref(reference.cross_entropy_backward, logits, lse, target, valid, smoothing,
+                                               row_scale), dtype)
+
+
+def test_layer_norm(rng, dtype):
+    x, g = data(rng, (30, 24), dtype) + 100, data(rng, (30, 24), dtype)   # offset: no cancel
+    x_hat, inv_std = cpu.layer_norm_forward(x, 1e-5)
+    ref_hat, ref_inv = ref(reference.layer_norm_forward, x, 1e-5)
+    close(x_hat, ref_hat, dtype)
+    close(inv_std, ref_inv, dtype)
+    close(cpu.layer_norm_backward(x_hat, inv_std, g),
+          ref(reference.layer_norm_backward, x_hat, inv_std, g), dtype)
+
+
+def test_embedding_backward_adds_repeated_ids(rng, dtype):
+    g = data(rng, (9, 5), dtype)
+    ids = np.array([0, 3, 3, 7, 0, 0, 9, 3, 1])
+    out = cpu.embedding_backward(g, ids, 10)
+    close(out, ref(reference.embedding_backward, g, ids, 10), dtype)
+    np.testing.assert_allclose(out[3], g[1] + g[2] + g[7], rtol=TOL[dtype])
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_step(rng, dtype, decoupled):
+    arrays = [data(rng, (50,), dtype) for _ in range(3)]
+    arrays.append(np.abs(data(rng, (50,), dtype)))            # v >= 0
+    ours = [a.copy() for a in arrays]
+    theirs = [a.astype(np.float64) for a in arrays]         # in place, so no ref()
+    args = (1e-3, 0.9, 0.99, 1e-8, 7, 0.1, decoupled)
+    cpu.adam_step(ours[0], ours[1], ours[2], ours[3], *args)
+    reference.adam_step(theirs[0], theirs[1], theirs[2], theirs[3], *args)
+    for a, b in zip(ours, theirs):
+        close(a, b.astype(dtype), dtype)
+
+
+def test_dispatch_picks_numba_for_numpy_floats_and_the_reference_otherwise():
+    x32 = np.zeros(3, np.float32)
+    assert kernels.kernel("gelu_forward", x32) is cpu.gelu_forward
+    assert kernels.kernel("gelu_forward", x32.astype(np.float16)) is reference.gelu_forward
+    with kernels.use("reference"):
+        assert kernels.mode() == "reference"
+        assert kernels.kernel("gelu_forward", x32) is reference.gelu_forward
+    assert kernels.mode() == "numba"
+    with pytest.raises(TinyLMError, match="one of"):
+        kernels.set_mode("cuda")
+
+
+def test_environment_variable_switches_and_rejects_unknown_values():
+    code = "import tinylm.kernels as k; print(k.mode())"
+    env = dict(os.environ, TINYLM_KERNELS="reference")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "reference"
+    env["TINYLM_KERNELS"] = "fast"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "TINYLM_KERNELS must be one of" in out.stderr
+
+
+def _gpt_step_losses(mode, steps=3):
+    """Three AdamW steps of a tiny GPT under one kernel mode: losses and final weights."""
+    from tinylm.models import GPT, GPTConfig
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 11, (2, 2, 8))
+    with kernels.use(mode):
+        model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=2, n_embd=8,
+                              dropout=0.0), seed=0).to(np.float64)
+        opt = optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+        losses = []
+        for _ in range(steps):
+            _, loss = model(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses, model.state_dict()
+
+
+def test_a_whole_training_run_is_the_same_with_either_kernels():
+    fast, fast_state = _gpt_step_losses("numba")
+    slow, slow_state = _gpt_step_losses("reference")
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    for name in fast_state:
+        np.testing.assert_allclose(fast_state[name], slow_state[name], rtol=1e-10, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_ops_through_the_reference_still_pass_gradient_checks(rng):
+    from tinylm.gradcheck import gradcheck
+    x = tl.Tensor(rng.standard_normal((3, 5)), requires_grad=True)
+    with kernels.use("reference"):
+        for fn in (F.gelu, lambda t: F.softmax(t, axis=0), F.log_softmax,
+                   lambda t: F.layer_norm(t, 5),
+                   lambda t: F.cross_entropy(t, np.array([0, 4, 2]))):
+            assert gradcheck(lambda: fn(x), [x]).passed

@@ -1,0 +1,146 @@
+"""The hot ops in plain NumPy, each the formula as a reader would write it.
+
+These are what ``kernels/cpu.py`` (Numba) must reproduce: a test runs both on the same input
+and compares them, and ``TINYLM_KERNELS=reference`` makes tinylm run these instead. They work
+on any array module (``xp``: NumPy, or CuPy on a GPU). Rows are the last axis: callers pass
+2-D arrays (rows, features), a reshape of their (..., features) data.
+
+Every ``*_forward`` returns what its ``*_backward`` needs; nothing here keeps state.
+"""
+import math
+
+from ..backend import get_array_module
+
+SQRT_HALF = 1.0 / math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+GELU_TANH_C = math.sqrt(2.0 / math.pi)
+GELU_TANH_K = 0.044715
+
+
+def _erf(x):
+    from . import erf       # NumPy has no erf; the package picks Numba's or CuPy's
+    return erf(x)
+
+
+# --- GELU: x Phi(x) -----------------------------------------------------------------------
+def gelu_forward(x, approximate="none"):
+    """GELU(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2; ``"tanh"``: GPT-2's
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    xp = get_array_module(x)
+    if approximate == "tanh":
+        return 0.5 * x * (1 + xp.tanh(GELU_TANH_C * (x + GELU_TANH_K * x * x * x)))
+    return x * (0.5 * (1 + _erf(x * SQRT_HALF)))
+
+
+def gelu_backward(x, g, approximate="none"):
+    """dGELU/dx = Phi(x) + x phi(x) (exact); the tanh form's derivative by the chain rule."""
+    xp = get_array_module(x)
+    if approximate == "tanh":
+        t = xp.tanh(GELU_TANH_C * (x + GELU_TANH_K * x * x * x))
+        dinner = GELU_TANH_C * (1 + 3 * GELU_TANH_K * x * x)
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner)
+    cdf = 0.5 * (1 + _erf(x * SQRT_HALF))
+    pdf = xp.exp(-0.5 * x * x) * INV_SQRT_2PI
+    return g * (cdf + x * pdf)
+
+
+# --- softmax and log-softmax over the last axis --------------------------------------------
+def log_softmax_forward(x):
+    """log softmax(x)_i = x_i - m - log sum_j e^(x_j - m), m = max_j x_j (stable)."""
+    xp = get_array_module(x)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_backward(out, g):
+    """dx = g - softmax(x) sum(g), with softmax(x) = exp(out)."""
+    return g - get_array_module(out).exp(out) * g.sum(axis=-1, keepdims=True)
+
+
+def softmax_forward(x):
+    """softmax(x)_i = e^(x_i - m) / sum_j e^(x_j - m)."""
+    return get_array_module(x).exp(log_softmax_forward(x))
+
+
+def softmax_backward(y, g):
+    """dx = y * (g - sum(g y)) (the Jacobian diag(y) - y y^T applied to g)."""
+    return y * (g - (g * y).sum(axis=-1, keepdims=True))
+
+
+# --- cross-entropy fused with log-softmax (C4) -----------------------------------------------
+def cross_entropy_forward(logits, target, valid, smoothing):
+    """Per-row loss and log-sum-exp of ``logits`` (N, C) with integer ``target`` (N,).
+
+    loss_i = lse_i - (1 - e) x_(i, t_i) - e mean_j x_(i, j) (= -(1-e) log p_t - e mean log p),
+    0 where ``valid`` is False; lse_i = log sum_j e^(x_ij). Returns ``(loss, lse)``."""
+    xp = get_array_module(logits)
+    m = logits.max(axis=-1, keepdims=True)
+    lse = (m + xp.log(xp.exp(logits - m).sum(axis=-1, keepdims=True)))[:, 0]
+    picked = logits[xp.arange(len(target)), xp.where(valid, target, 0)]
+    loss = lse - (1 - smoothing) * picked
+    if smoothing:
+        loss = loss - smoothing * logits.mean(axis=-1)
+    return loss * valid, lse
+
+
+def cross_entropy_backward(logits, lse, target, valid, smoothing, row_scale):
+    """d loss / d logits = (softmax(x) - (1 - e) onehot(t) - e / C) * row_scale_i, 0 on
+    ignored rows: one array the size of the logits."""
+    xp = get_array_module(logits)
+    grad = xp.exp(logits - lse[:, None])
+    grad[xp.arange(len(target)), xp.where(valid, target, 0)] -= 1 - smoothing
+    if smoothing:
+        grad -= smoothing / logits.shape[-1]
+    grad *= (valid * row_scale)[:, None]
+    return grad
+
+
+# --- layer normalisation over the last axis (A9, D5, A11) ---------------------------------
+def layer_norm_forward(x, eps):
+    """x_hat = (x - mean) / sqrt(var + eps) per row; returns ``(x_hat, inv_std)``."""
+    xp = get_array_module(x)
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    inv_std = 1 / xp.sqrt(var + eps)
+    return (x - mu) * inv_std, inv_std
+
+
+def layer_norm_backward(x_hat, inv_std, g):
+    """A11: dx = (g - mean(g) - x_hat mean(g x_hat)) / sqrt(var + eps)."""
+    mean_g = g.mean(axis=-1, keepdims=True)
+    mean_gx = (g * x_hat).mean(axis=-1, keepdims=True)
+    return (g - mean_g - x_hat * mean_gx) * inv_std
+
+
+# --- embedding backward (A10) --------------------------------------------------------------
+def embedding_backward(g, ids, num_rows):
+    """dW = one_hot(ids)^T g: row ``ids[i]`` of a zero (num_rows, D) array gets ``g[i]``
+    added, repeated ids adding up (``add.at``, not assignment)."""
+    xp = get_array_module(g)
+    out = xp.zeros((num_rows, g.shape[-1]), dtype=g.dtype)
+    xp.add.at(out, ids, g)
+    return out
+
+
+# --- Adam / AdamW step ---------------------------------------------------------------------
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    """One Adam(W) update of the flat arrays ``p``, ``m``, ``v`` in place, given ``g``:
+
+        AdamW: p <- p (1 - lr wd)           Adam: g <- g + wd p
+        m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
+        p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    grouped as PyTorch groups it, so the two agree to the last bits."""
+    xp = get_array_module(p)
+    if weight_decay:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** step)
+    denom += eps
+    p -= lr / (1 - beta1 ** step) * (m / denom)
