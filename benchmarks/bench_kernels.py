@@ -43,7 +43,7 @@ def cases(dtype):
     adam = [arr(n), arr(n), arr(n), np.abs(arr(n))]
     return {
         "gelu forward (768x512)": (lambda k: k.gelu_forward(act)),
-        "gelu backward (768x512)": (lambda k: k.gelu_backward(act, act)),
+        "gelu backward (768x512)": (lambda k: k.gelu_backward(act, act, act)),
         "softmax forward (attention rows 3072x64)": (lambda k: k.softmax_forward(rows)),
         "softmax backward (3072x64)": (lambda k: k.softmax_backward(rows, rows)),
         "cross-entropy forward (700x10000)": (

@@ -96,10 +96,12 @@ class GELU(Function):
         if approximate not in ("none", "tanh"):
             raise TinyLMError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.x, self.approximate = x, approximate
-        return kernel("gelu_forward", x)(x, approximate)
+        y, self.saved = kernel("gelu_forward", x)(x, approximate)   # saved: Phi(x) or tanh
+        return y
 
     def backward(self, g):
-        return kernel("gelu_backward", self.x, g)(self.x, g, self.approximate)
+        return kernel("gelu_backward", self.x, self.saved, g)(self.x, self.saved, g,
+                                                             self.approximate)
 
 
 def exp(x): return Exp.apply(x)

@@ -1,8 +1,9 @@
 """Kernels: the hot ops as plain NumPy (``reference``) and compiled with Numba (``cpu``).
 
 The one dispatch point: ``kernel(name, *arrays)`` returns the function to run on those
-arrays: Numba's for NumPy float32/float64 arrays, the reference for anything else (CuPy
-arrays, other dtypes), and the reference everywhere when the setting says so:
+arrays: Numba's for NumPy float32/float64 arrays (except where NumPy measured faster, see
+``NUMPY_IS_FASTER``), the reference for anything else (CuPy arrays, other dtypes), and the
+reference everywhere when the setting says so:
 
     TINYLM_KERNELS=reference python chapters/10_attention.py     # plain NumPy throughout
     with tinylm.kernels.use("reference"): ...                     # the same, in code
@@ -20,6 +21,15 @@ from ..errors import TinyLMError
 from . import reference
 
 MODES = ("numba", "reference")
+
+# Kept on NumPy in "numba" mode because NumPy is faster there, as measured by
+# benchmarks/bench_kernels.py on the 2-core development machine (float32, ms, Numba vs NumPy):
+# GELU backward 4.6 vs 1.8, cross-entropy forward over 10,000 classes 35.8 vs 28.4. NumPy runs
+# exp as SIMD vector code; a Numba loop calls the scalar C exp once per element (LLVM vectorises
+# it only with fastmath and Intel's SVML, which tinylm does not use). The Numba versions stay
+# in cpu.py, tested, and the benchmark keeps timing them, so the choice can be re-measured.
+NUMPY_IS_FASTER = frozenset({"gelu_forward", "gelu_backward", "cross_entropy_forward",
+                             "cross_entropy_backward"})
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -59,8 +69,8 @@ def use(new_mode):
 
 def kernel(name, *arrays):
     """The implementation of ``name`` for these arrays (see the module docstring)."""
-    if _mode == "numba" and all(isinstance(a, np.ndarray) and a.dtype in _FAST_DTYPES
-                                for a in arrays):
+    if _mode == "numba" and name not in NUMPY_IS_FASTER and all(
+            isinstance(a, np.ndarray) and a.dtype in _FAST_DTYPES for a in arrays):
         from . import cpu
         return getattr(cpu, name)
     return getattr(reference, name)

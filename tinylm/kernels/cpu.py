@@ -6,10 +6,11 @@ numbers (to rounding: a test compares them). What compiling buys: NumPy evaluate
 in one pass with none. Matrix products stay with BLAS (``np.dot``/``@`` in the callers);
 these kernels fuse what sits around them.
 
-Threads: only the elementwise GELU, whose erf costs ~15 ns an element, splits its loop over
-the cores (``prange``). The row kernels (softmax, cross-entropy, layer norm) and the Adam step
-run on one thread: at a GPT's sizes a pass takes well under a millisecond, less than waking
-the other threads costs, and a parallel loop on a busy machine waits for its slowest thread.
+Threads: none. Every kernel here runs on one thread; the cores belong to BLAS, which does the
+matrix products between them. Measured on the 2-core development machine: a ``prange`` GELU
+made the GPT step of ``bench_gpt_step.py`` 226 ms instead of 148 ms, Numba's two worker
+threads fighting OpenBLAS's two for the same cores; at a GPT's sizes a fused pass takes well
+under a millisecond anyway.
 
 Compiled on first use for each dtype and cached on disk (``cache=True``), so only the first
 run on a machine pays the compile time (``benchmarks/bench_kernels.py`` reports it).
@@ -18,7 +19,7 @@ run on a machine pays the compile time (``benchmarks/bench_kernels.py`` reports 
 import math
 
 import numpy as np
-from numba import njit, prange, vectorize
+from numba import njit, vectorize
 
 from .reference import GELU_TANH_C, GELU_TANH_K, INV_SQRT_2PI, SQRT_HALF
 
@@ -36,46 +37,48 @@ def _flat(a):
 
 
 # --- GELU ------------------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def _gelu_exact(x, out):
-    for i in prange(x.size):
-        out[i] = x[i] * 0.5 * (1.0 + math.erf(x[i] * SQRT_HALF))
+@njit(cache=True)
+def _gelu_exact(x, out, cdf):
+    for i in range(x.size):
+        c = 0.5 * (1.0 + math.erf(x[i] * SQRT_HALF))
+        cdf[i] = c
+        out[i] = x[i] * c
 
 
-@njit(parallel=True, cache=True)
-def _gelu_tanh(x, out):
-    for i in prange(x.size):
+@njit(cache=True)
+def _gelu_tanh(x, out, t):
+    for i in range(x.size):
         xi = x[i]
-        out[i] = 0.5 * xi * (1.0 + math.tanh(GELU_TANH_C * (xi + GELU_TANH_K * xi * xi * xi)))
+        t[i] = math.tanh(GELU_TANH_C * (xi + GELU_TANH_K * xi * xi * xi))
+        out[i] = 0.5 * xi * (1.0 + t[i])
 
 
-@njit(parallel=True, cache=True)
-def _gelu_exact_grad(x, g, out):
-    for i in prange(x.size):
+@njit(cache=True)
+def _gelu_exact_grad(x, cdf, g, out):
+    for i in range(x.size):
         xi = x[i]
-        cdf = 0.5 * (1.0 + math.erf(xi * SQRT_HALF))
-        out[i] = g[i] * (cdf + xi * math.exp(-0.5 * xi * xi) * INV_SQRT_2PI)
+        out[i] = g[i] * (cdf[i] + xi * math.exp(-0.5 * xi * xi) * INV_SQRT_2PI)
 
 
-@njit(parallel=True, cache=True)
-def _gelu_tanh_grad(x, g, out):
-    for i in prange(x.size):
+@njit(cache=True)
+def _gelu_tanh_grad(x, t, g, out):
+    for i in range(x.size):
         xi = x[i]
-        t = math.tanh(GELU_TANH_C * (xi + GELU_TANH_K * xi * xi * xi))
         dinner = GELU_TANH_C * (1.0 + 3.0 * GELU_TANH_K * xi * xi)
-        out[i] = g[i] * (0.5 * (1.0 + t) + 0.5 * xi * (1.0 - t * t) * dinner)
+        out[i] = g[i] * (0.5 * (1.0 + t[i]) + 0.5 * xi * (1.0 - t[i] * t[i]) * dinner)
 
 
 def gelu_forward(x, approximate="none"):
-    out = np.empty(x.shape, dtype=x.dtype)
-    (_gelu_tanh if approximate == "tanh" else _gelu_exact)(_flat(x), out.reshape(-1))
-    return out
+    out, saved = np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
+    (_gelu_tanh if approximate == "tanh" else _gelu_exact)(_flat(x), out.reshape(-1),
+                                                             saved.reshape(-1))
+    return out, saved
 
 
-def gelu_backward(x, g, approximate="none"):
+def gelu_backward(x, saved, g, approximate="none"):
     out = np.empty(x.shape, dtype=x.dtype)
     kernel = _gelu_tanh_grad if approximate == "tanh" else _gelu_exact_grad
-    kernel(_flat(x), _flat(g.astype(x.dtype, copy=False)), out.reshape(-1))
+    kernel(_flat(x), _flat(saved), _flat(g.astype(x.dtype, copy=False)), out.reshape(-1))
     return out
 
 
@@ -264,19 +267,22 @@ def embedding_backward(g, ids, num_rows):
 # --- Adam / AdamW ----------------------------------------------------------------------------
 @njit(cache=True)
 def _adam(p, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, weight_decay, decoupled):
+    # every scalar arrives in p's dtype, so a float32 loop stays float32 and vectorises
+    one = p.dtype.type(1.0)
     step_size = lr / bias1
-    shrink = 1.0 - lr * weight_decay
+    shrink = one - lr * weight_decay
     for i in range(p.size):
         gi = g[i]
         if decoupled:
             p[i] *= shrink
         else:
             gi += weight_decay * p[i]
-        m[i] = beta1 * m[i] + (1.0 - beta1) * gi
-        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        m[i] = beta1 * m[i] + (one - beta1) * gi
+        v[i] = beta2 * v[i] + (one - beta2) * gi * gi
         p[i] -= step_size * (m[i] / (math.sqrt(v[i]) / bias2_sqrt + eps))
 
 
 def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
-    _adam(p, g, m, v, lr, beta1, beta2, eps, 1 - beta1 ** step, math.sqrt(1 - beta2 ** step),
-          weight_decay, decoupled)
+    f = p.dtype.type
+    _adam(p, g, m, v, f(lr), f(beta1), f(beta2), f(eps), f(1 - beta1 ** step),
+          f(math.sqrt(1 - beta2 ** step)), f(weight_decay), decoupled)

@@ -25,23 +25,24 @@ def _erf(x):
 # --- GELU: x Phi(x) -----------------------------------------------------------------------
 def gelu_forward(x, approximate="none"):
     """GELU(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2; ``"tanh"``: GPT-2's
-    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    xp = get_array_module(x)
-    if approximate == "tanh":
-        return 0.5 * x * (1 + xp.tanh(GELU_TANH_C * (x + GELU_TANH_K * x * x * x)))
-    return x * (0.5 * (1 + _erf(x * SQRT_HALF)))
-
-
-def gelu_backward(x, g, approximate="none"):
-    """dGELU/dx = Phi(x) + x phi(x) (exact); the tanh form's derivative by the chain rule."""
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). Returns ``(y, saved)``: ``saved`` is
+    Phi(x) (or the tanh), which the backward needs and which costs an erf to recompute."""
     xp = get_array_module(x)
     if approximate == "tanh":
         t = xp.tanh(GELU_TANH_C * (x + GELU_TANH_K * x * x * x))
-        dinner = GELU_TANH_C * (1 + 3 * GELU_TANH_K * x * x)
-        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner)
+        return 0.5 * x * (1 + t), t
     cdf = 0.5 * (1 + _erf(x * SQRT_HALF))
+    return x * cdf, cdf
+
+
+def gelu_backward(x, saved, g, approximate="none"):
+    """dGELU/dx = Phi(x) + x phi(x) (exact); the tanh form's derivative by the chain rule."""
+    xp = get_array_module(x)
+    if approximate == "tanh":
+        dinner = GELU_TANH_C * (1 + 3 * GELU_TANH_K * x * x)
+        return g * (0.5 * (1 + saved) + 0.5 * x * (1 - saved * saved) * dinner)
     pdf = xp.exp(-0.5 * x * x) * INV_SQRT_2PI
-    return g * (cdf + x * pdf)
+    return g * (saved + x * pdf)
 
 
 # --- softmax and log-softmax over the last axis --------------------------------------------
