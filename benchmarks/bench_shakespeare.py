@@ -90,37 +90,6 @@ def main(argv=None):
                       "threads": args.threads, "iters": args.max_iters, "bias": args.bias,
                       "runs": runs, "mean_best_val_loss": means, "sample": sample}))
     return 0
-    _torch_peers.set_threads(args.threads)
-
-    train_text, val_text = nanogpt_split(Path(args.corpus).read_text(encoding="utf-8"))
-    tok = CharTokenizer.train(train_text + val_text)
-    ids = {"train": np.array(tok.encode(train_text)), "val": np.array(tok.encode(val_text))}
-    config = GPTConfig(block_size=64, vocab_size=tok.vocab_size, n_layer=4, n_head=4,
-                       n_embd=128, dropout=0.0, bias=args.bias)
-    train_config = TrainConfig(max_iters=args.max_iters, lr=1e-3, min_lr=1e-4,
-                               warmup_iters=min(100, args.max_iters),
-                               lr_decay_iters=args.max_iters, grad_clip=1.0,
-                               eval_interval=args.eval_interval, eval_iters=args.eval_iters,
-                               seed=args.seed, progress=False)
-    get_batch = random_windows(ids, config.block_size, 12)
-    model = GPT(config, seed=args.seed)
-    results = _torch_peers.run_side_by_side(
-        model, lambda state: _torch_peers.torch_gpt(state, config), get_batch, train_config,
-        (1e-3, (0.9, 0.99), 0.1), ids["val"], config.block_size, use_torch=not args.no_torch)
-    sample = tok.decode(model.generate(np.array([tok.encode("\n")]), 300, seed=args.seed)[0]
-                        .tolist())
-
-    print(f"char GPT on {Path(args.corpus).name}: {model.get_num_params() / 1e6:.2f}M "
-          f"parameters, {args.max_iters} iterations, {args.threads} threads")
-    _torch_peers.print_table(results, "val_loss_all_windows", "val (all)")
-    print("--- tinylm sample (300 characters, temperature 1) ---")
-    print(sample)
-    print("---")
-    print(json.dumps({"benchmark": "shakespeare_char nanoGPT CPU config",
-                      "machine": platform.processor() or platform.machine(),
-                      "threads": args.threads, "iters": args.max_iters, "seed": args.seed,
-                      "bias": args.bias, **results, "sample": sample}))
-    return 0
 
 
 if __name__ == "__main__":

@@ -90,7 +90,13 @@ def _add_training_knobs(p, out, max_iters, lr, min_lr, warmup, eval_interval, ev
     g.add_argument("--out", default=out, help="output folder (default %(default)s)")
     g.add_argument("--resume", action="store_true",
                    help="continue from OUT/ckpt.safetensors (same arguments, larger --max-iters)")
-    g.add_argument("--device", default="cpu", help="cpu (the only device in this version)")
-    g.add_argument("--blas-threads", type=_INT, default=1,
-                   help="threads for matrix products (default 1: fastest for small models)")
+    add_runtime_flags(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar or evaluation lines")
+
+
+def add_runtime_flags(parser):
+    """``--device`` and ``--blas-threads``, which every command that runs a model takes."""
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (the only device in this version)")
+    parser.add_argument("--blas-threads", type=_INT, default=1,
+                        help="threads for matrix products (default 1: fastest for small models)")

@@ -10,7 +10,7 @@ from ..metrics import perplexity
 from ..text import load_text
 from ..train import lm_window_loss
 from .checkpoints import _checkpoint_path, load_model
-from .common import _INT
+from .common import _INT, add_runtime_flags
 from .data import _classification_data, _gpt_data, _rnnlm_data, _translation_data
 from .scores import _classifier_scores, _translation_scores
 
@@ -32,9 +32,7 @@ def add_parser(commands):
                    help="translator: at most this many sentences (0: all)")
     p.add_argument("--beam", type=int, default=0, help="translator: beam size (0: greedy)")
     p.add_argument("--out", help="also write the JSON here")
-    p.add_argument("--device", default="cpu", help="cpu (the only device in this version)")
-    p.add_argument("--blas-threads", type=_INT, default=1,
-                   help="threads for matrix products (default 1)")
+    add_runtime_flags(p)
     p.set_defaults(handler=_evaluate)
 
 

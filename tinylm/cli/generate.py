@@ -4,7 +4,7 @@ import numpy as np
 from ..errors import TinyLMError
 from ..text import pad_sequences
 from .checkpoints import load_model
-from .common import _FLOAT, _INT
+from .common import _FLOAT, _INT, add_runtime_flags
 from .data import _encode_texts
 from .scores import _translate
 
@@ -24,9 +24,7 @@ def add_parser(commands):
     p.add_argument("--top-p", type=_FLOAT, default=None, help="nucleus sampling mass")
     p.add_argument("--beam", type=int, default=0, help="translator: beam size (0: greedy)")
     p.add_argument("--seed", type=int, default=1337, help="sampling seed (default 1337)")
-    p.add_argument("--device", default="cpu", help="cpu (the only device in this version)")
-    p.add_argument("--blas-threads", type=_INT, default=1,
-                   help="threads for matrix products (default 1)")
+    add_runtime_flags(p)
     p.set_defaults(handler=_generate)
 
 

@@ -84,12 +84,19 @@ def gelu_backward(x, saved, g, approximate="none"):
 
 # --- softmax and log-softmax over rows ------------------------------------------------------
 @njit(cache=True)
+def _row_max(x, i):
+    """max_j x[i, j]: the shift that keeps every exp(x - max) <= 1 (no overflow)."""
+    m = x[i, 0]
+    for j in range(1, x.shape[1]):
+        m = max(m, x[i, j])
+    return m
+
+
+@njit(cache=True)
 def _log_softmax_rows(x, out, log):
     n, c = x.shape
     for i in range(n):
-        m = x[i, 0]
-        for j in range(1, c):
-            m = max(m, x[i, j])
+        m = _row_max(x, i)
         s = 0.0
         for j in range(c):
             e = math.exp(x[i, j] - m)
@@ -152,9 +159,7 @@ def softmax_backward(y, g):
 def _cross_entropy_rows(x, target, valid, smoothing, loss, lse):
     n, c = x.shape
     for i in range(n):
-        m = x[i, 0]
-        for j in range(1, c):
-            m = max(m, x[i, j])
+        m = _row_max(x, i)
         s = 0.0
         total = 0.0
         for j in range(c):
