@@ -35,6 +35,7 @@
 # %%
 import math
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ except ImportError:  # running from a source checkout without `pip install -e .`
 
 import tinylm as tl
 from tinylm import functional as F
-from tinylm import nn, optim
+from tinylm import kernels, nn, optim
 from tinylm.chapter import Chapter, plt
 
 # %% [markdown]
@@ -669,6 +670,109 @@ for ax, (mat, title, xl, yl) in zip(axes, [
 fig.subplots_adjust(wspace=0.4)
 fig.colorbar(im, ax=axes, shrink=0.8, label="attention weight")
 ch.savefig(fig, "10_attention_weights.png")
+
+# %% [markdown]
+# ## 9. The online softmax: attention without the T x T matrix
+#
+# The formula as written builds the (T, T) scores, so its memory grows with T^2: 8 heads at
+# T = 2048 hold 128 MiB of float32 scores, and as many again for the weights. The output
+# does not need them all at once. Split the keys into blocks B_1, B_2, ... and keep, for
+# each query, three running quantities: the largest score seen so far m, the sum of
+# exponentials l (taken relative to m), and the weighted sum of values acc (also relative
+# to m). A new block with scores s_j and values v_j updates them as
+#
+#     m' = max(m, max_j s_j)
+#     l' = l e^(m - m') + sum_j e^(s_j - m')
+#     acc' = acc e^(m - m') + sum_j e^(s_j - m') v_j
+#
+# Why it is exact: after any number of blocks, l = sum_(j seen) e^(s_j - m) and
+# acc = sum_(j seen) e^(s_j - m) v_j, both relative to the current max. Multiplying by
+# e^(m - m') re-expresses the old sums relative to the new max (e^(s_j - m) e^(m - m') =
+# e^(s_j - m')), and the new block adds its own terms; by induction the invariant holds after
+# the last block, where acc / l = sum_j e^(s_j - m) v_j / sum_j e^(s_j - m) = softmax(s) V
+# (the e^(-m) cancels). The max is there only so no exponential overflows, exactly as in
+# the one-pass softmax. The backward needs the weights again: it rebuilds each block from
+# q, k and the saved log-sum-exp m + log l (p_j = e^(s_j - lse)), so nothing of size T x T
+# is ever stored. This is FlashAttention's idea; tinylm's `StreamingAttention` runs it on
+# tiles of 256 queries x 256 keys, the products done by BLAS.
+
+# %%
+ch.section("9. The online softmax: exact, block by block, without the T x T matrix")
+
+
+def online_softmax_attention(q, K, V, block):
+    """One query: softmax(q K^T) V with the keys taken ``block`` at a time (section 9)."""
+    m, total, acc = -np.inf, 0.0, np.zeros(V.shape[1])
+    for start in range(0, len(K), block):
+        s = K[start:start + block] @ q
+        m_new = max(m, s.max())
+        total = total * np.exp(m - m_new) + np.exp(s - m_new).sum()
+        acc = acc * np.exp(m - m_new) + np.exp(s - m_new) @ V[start:start + block]
+        m = m_new
+    return acc / total
+
+
+ch.code(online_softmax_attention)
+rng = np.random.default_rng(9)
+q9, K9, V9 = (rng.standard_normal(8), 3 * rng.standard_normal((50, 8)),
+              rng.standard_normal((50, 4)))
+whole = softmax_np(K9 @ q9) @ V9
+for block in (1, 7, 50):
+    ch.check(f"blocks of {block} keys == the softmax over all 50 at once",
+             (online_softmax_attention(q9, K9, V9, block), whole, 1e-12))
+Tq = 300 if ch.quick else 600                  # more than two tiles of 256
+Q9, K9b, V9b = (tl.Tensor(rng.standard_normal((2, Tq, 16)), requires_grad=True)
+                for _ in range(3))
+fast = F.scaled_dot_product_attention(Q9, K9b, V9b, is_causal=True)
+fast.sum().backward()
+fast_grads = [t.grad.copy() for t in (Q9, K9b, V9b)]
+for t in (Q9, K9b, V9b):
+    t.grad = None
+with kernels.use("reference"):
+    slow = F.scaled_dot_product_attention(Q9, K9b, V9b, is_causal=True)
+    slow.sum().backward()
+ch.check(f"StreamingAttention == the naive formula at T = {Tq} (output)", (fast, slow, 1e-12))
+ch.check("... and dQ, dK, dV", all(np.allclose(a, t.grad, rtol=0, atol=1e-11)
+                                   for a, t in zip(fast_grads, (Q9, K9b, V9b))))
+
+
+def peak_mib(fn):
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2 ** 20
+
+
+lengths = [128, 256, 512, 1024] if ch.quick else [128, 256, 512, 1024, 2048]
+memory = {"naive formula": [], "streaming (online softmax)": []}
+for T9 in lengths:
+    q, k, v, g = (rng.standard_normal((8, T9, 64)).astype(np.float32) for _ in range(4))
+    for label, module in (("naive formula", kernels.reference),
+                          ("streaming (online softmax)", kernels.cpu)):
+        def forward_backward():
+            out, lse = module.attention_forward(q, k, v, 0.125, 0)
+            module.attention_backward(q, k, v, out, lse, g, 0.125, 0)
+        memory[label].append(peak_mib(forward_backward))
+ch.show("T", lengths)
+for label, values in memory.items():
+    ch.show(f"peak extra MiB, {label}", [round(x, 1) for x in values])
+growth = {label: values[-1] / values[-2] for label, values in memory.items()}
+ch.check("doubling T: the naive formula's memory grows ~4x (T^2), the streaming one's ~2x (T)",
+         growth["naive formula"] > 3.0 and growth["streaming (online softmax)"] < 2.5,
+         f"x{growth['naive formula']:.2f} and x{growth['streaming (online softmax)']:.2f}")
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+for label, values in memory.items():
+    ax.plot(lengths, values, "o-", label=label)
+ax.set_xscale("log", base=2)
+ax.set_yscale("log", base=2)
+ax.set_xticks(lengths, [str(t) for t in lengths])
+ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: f"{y:g}"))
+ax.set_xlabel("sequence length T (8 heads, d = 64, float32)")
+ax.set_ylabel("peak extra memory, forward + backward (MiB)")
+ax.set_title("Causal attention, memory: naive formula vs online softmax", fontsize=10)
+ax.legend()
+ch.savefig(fig, "10_attention_memory.png")
 
 # %% [markdown]
 # Chapter 11 puts this layer together with positional encodings, layer normalisation and a

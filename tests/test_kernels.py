@@ -185,3 +185,20 @@ def test_ops_through_the_reference_still_pass_gradient_checks(rng):
                    lambda t: F.layer_norm(t, 5),
                    lambda t: F.cross_entropy(t, np.array([0, 4, 2]))):
             assert gradcheck(lambda: fn(x), [x]).passed
+
+
+@pytest.mark.parametrize("causal_offset", [None, 0, 3])
+@pytest.mark.parametrize("lengths", [(7, 7), (5, 150), (600, 600), (300, 700)])  # >256: tiles
+def test_streaming_attention_equals_the_naive_formula(rng, dtype, causal_offset, lengths):
+    L, S = lengths
+    q, k = data(rng, (2, 3, L, 8), dtype, 1.0), data(rng, (2, 3, S, 8), dtype, 1.0)
+    v, g = data(rng, (2, 3, S, 5), dtype), data(rng, (2, 3, L, 5), dtype)
+    out, lse = cpu.attention_forward(q, k, v, 8 ** -0.5, causal_offset)
+    ref_out, ref_lse = ref(reference.attention_forward, q, k, v, 8 ** -0.5, causal_offset)
+    close(out, ref_out, dtype)
+    close(lse, ref_lse, dtype)
+    grads = cpu.attention_backward(q, k, v, out, lse, g, 8 ** -0.5, causal_offset)
+    ref_grads = ref(reference.attention_backward, q, k, v, out, lse, g, 8 ** -0.5,
+                    causal_offset)
+    for ours, theirs in zip(grads, ref_grads):
+        close(ours, theirs, dtype)

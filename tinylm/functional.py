@@ -573,6 +573,24 @@ def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, tra
     return weights @ value, weights
 
 
+class StreamingAttention(Function):
+    """softmax(Q K^T * scale, causal) V without the (L, S) weights: the online softmax over
+    tiles of keys (``kernels.cpu.attention_forward``), memory O(T d) per head, and a backward
+    that rebuilds each tile of weights from Q, K and the saved log-sum-exp. What
+    ``scaled_dot_product_attention`` runs when there is no explicit mask and no dropout;
+    ``TINYLM_KERNELS=reference`` runs the naive formula in its place."""
+
+    def forward(self, q, k, v, scale, causal_offset=None):
+        self.q, self.k, self.v, self.scale, self.offset = q, k, v, scale, causal_offset
+        self.out, self.lse = kernel("attention_forward", q, k, v)(q, k, v, scale,
+                                                                  causal_offset)
+        return self.out
+
+    def backward(self, g):
+        return kernel("attention_backward", self.q, self.k, self.v, g)(
+            self.q, self.k, self.v, self.out, self.lse, g, self.scale, self.offset)
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, generator=None):
     """D4 / E4 (and A8 as written): Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
@@ -592,8 +610,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     A8's ERRATUM: the document calls this formula "MultiHeadAttention"; it is ONE head.
     Multi-head attention is ``nn.MultiheadAttention``: Concat(head_1..head_h) W_O.
 
-    Built from tinylm ops (matmul, softmax, masked_fill), so it is differentiable to any
-    order. A query whose every key is masked raises ``TinyLMError`` (PyTorch gives NaN).
+    Without ``attn_mask`` and dropout it runs ``StreamingAttention`` (the online softmax over
+    tiles of keys, never holding the (L, S) weights); otherwise the formula as written, from
+    tinylm ops (matmul, softmax, masked_fill). Both are differentiable to any order. A query
+    whose every key is masked raises ``TinyLMError`` (PyTorch gives NaN).
     """
     name = "scaled_dot_product_attention"
     query, key, value = as_tensor(query), as_tensor(key), as_tensor(value)
@@ -610,6 +630,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if not 0 <= dropout_p <= 1:
         raise TinyLMError(f"{name}: dropout_p must be in [0, 1], got {dropout_p}")
     L, S = query.shape[-2], key.shape[-2]
+    if attn_mask is None and dropout_p == 0 and \
+            query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
+        # no weights to mask, drop or return: the streaming kernel, O(T d) memory per head
+        return StreamingAttention.apply(
+            query, key, value, scale=1 / math.sqrt(query.shape[-1]) if scale is None
+            else scale, causal_offset=0 if is_causal else None)
     allowed = additive = None
     if is_causal:
         if attn_mask is not None:

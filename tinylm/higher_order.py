@@ -154,6 +154,20 @@ def _cross_entropy(fn, g):
     return (grad * scale).reshape(fn.in_shape)
 
 
+def _streaming_attention(fn, g):
+    """The backward of softmax(Q K^T s) V written with differentiable ops, the (L, S)
+    weights rebuilt (second derivatives are for checking, not for long sequences)."""
+    q, k, v = fn.inputs
+    scores = (q @ k.transpose(-2, -1)) * fn.scale
+    if fn.offset is not None:
+        scores = F.masked_fill(scores, ~F.causal_mask(q.shape[-2], k.shape[-2], fn.offset),
+                               -math.inf)
+    p = F.softmax(scores, axis=-1)
+    dp = g @ v.transpose(-2, -1)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True)) * fn.scale
+    return ds @ k, ds.transpose(-2, -1) @ q, p.transpose(-2, -1) @ g
+
+
 RULES = {
     Add: lambda fn, g: (sum_to(g, fn.inputs[0].shape), sum_to(g, fn.inputs[1].shape)),
     Sub: lambda fn, g: (sum_to(g, fn.inputs[0].shape), sum_to(-g, fn.inputs[1].shape)),
@@ -196,6 +210,7 @@ RULES = {
     F.Embedding: _embedding,
     F.LayerNormalize: _layer_normalize,
     F.CrossEntropy: _cross_entropy,
+    F.StreamingAttention: _streaming_attention,
     F.BinaryCrossEntropy: _binary_cross_entropy,
     F.BCEWithLogits: lambda fn, g: (g * (F.sigmoid(fn.inputs[0]) - fn.inputs[1]),
                                     -g * fn.inputs[0]),

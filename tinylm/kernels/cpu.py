@@ -6,11 +6,12 @@ numbers (to rounding: a test compares them). What compiling buys: NumPy evaluate
 in one pass with none. Matrix products stay with BLAS (``np.dot``/``@`` in the callers);
 these kernels fuse what sits around them.
 
-Threads: none. Every kernel here runs on one thread; the cores belong to BLAS, which does the
-matrix products between them. Measured on the 2-core development machine: a ``prange`` GELU
-made the GPT step of ``bench_gpt_step.py`` 226 ms instead of 148 ms, Numba's two worker
-threads fighting OpenBLAS's two for the same cores; at a GPT's sizes a fused pass takes well
-under a millisecond anyway.
+Threads: the Numba kernels run on one thread; the cores belong to BLAS, which does the matrix
+products between them. Measured on the 2-core development machine: a ``prange`` GELU made the
+GPT step of ``bench_gpt_step.py`` 226 ms instead of 148 ms, Numba's two worker threads
+fighting OpenBLAS's two for the same cores; at a GPT's sizes a fused pass takes well under a
+millisecond anyway. The streaming attention at the end is NumPy + BLAS, not Numba: measured
+faster (see its comment).
 
 Compiled on first use for each dtype and cached on disk (``cache=True``), so only the first
 run on a machine pays the compile time (``benchmarks/bench_kernels.py`` reports it).
@@ -291,3 +292,82 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     f = p.dtype.type
     _adam(p, g, m, v, f(lr), f(beta1), f(beta2), f(eps), f(1 - beta1 ** step),
           f(math.sqrt(1 - beta2 ** step)), f(weight_decay), decoupled)
+
+
+# --- attention: streaming, online softmax over tiles of queries x keys ---------------------
+# A first version ran one query row at a time in Numba (the FlashAttention loop written out):
+# 1008 ms for the causal forward at T = 2048 against the naive formula's 927 ms, because a row
+# at a time re-reads every key for every query and Numba's scalar exp cannot keep up with
+# NumPy's SIMD one. Tiles of TILE queries x TILE keys turn the work into BLAS products of
+# (TILE x d) @ (d x TILE) and NumPy passes over TILE x TILE scores: the memory stays
+# O(TILE^2 + T d) per head instead of O(T^2), and the products run at BLAS speed.
+TILE = 256
+
+
+def _tile_scores(qb, k, ks, ke, qs, causal, offset):
+    """Scores of queries qs.. (already scaled) against keys ks:ke, -inf above the causal line."""
+    s = qb @ k[:, ks:ke].swapaxes(-1, -2)
+    if causal and ke - 1 > qs + offset:           # some key in the tile is in the future
+        rows = np.arange(qs, qs + qb.shape[1])[:, None]
+        s = np.where(np.arange(ks, ke)[None, :] <= rows + offset, s, -np.inf)
+    return s
+
+
+def _key_stop(qe, n_k, causal, offset):
+    return min(n_k, qe - 1 + offset + 1) if causal else n_k
+
+
+def attention_forward(q, k, v, scale, causal_offset=None):
+    """The online softmax: for each tile of queries, the running max m, running sum l and
+    running output acc are rescaled by exp(m_old - m_new) whenever a tile of keys raises the
+    max, so after the last tile acc / l is exactly softmax(Q K^T * scale) V."""
+    q3, k3, v3 = _heads(q), _heads(k), _heads(v)
+    causal, offset = causal_offset is not None, int(causal_offset or 0)
+    bh, n_q, _ = q3.shape
+    out = np.empty((bh, n_q, v3.shape[-1]), dtype=q.dtype)
+    lse = np.empty((bh, n_q), dtype=q.dtype)
+    for qs in range(0, n_q, TILE):
+        qe = min(qs + TILE, n_q)
+        qb = q3[:, qs:qe] * q.dtype.type(scale)
+        m = np.full((bh, qe - qs), -np.inf, dtype=q.dtype)
+        total = np.zeros((bh, qe - qs), dtype=q.dtype)
+        acc = np.zeros((bh, qe - qs, v3.shape[-1]), dtype=q.dtype)
+        for ks in range(0, _key_stop(qe, k3.shape[1], causal, offset), TILE):
+            ke = min(ks + TILE, _key_stop(qe, k3.shape[1], causal, offset))
+            s = _tile_scores(qb, k3, ks, ke, qs, causal, offset)
+            m_new = np.maximum(m, s.max(axis=-1))
+            alpha = np.exp(m - m_new)                 # 0 on the first tile (m = -inf)
+            p = np.exp(s - m_new[..., None])
+            total = total * alpha + p.sum(axis=-1)
+            acc = acc * alpha[..., None] + p @ v3[:, ks:ke]
+            m = m_new
+        out[:, qs:qe] = acc / total[..., None]
+        lse[:, qs:qe] = m + np.log(total)
+    return out.reshape(q.shape[:-1] + v.shape[-1:]), lse.reshape(q.shape[:-1])
+
+
+def attention_backward(q, k, v, out, lse, g, scale, causal_offset=None):
+    """Without the (L, S) weights: each tile of P = exp(S - lse) is rebuilt from q, k and the
+    saved lse, then dS = P (g V^T - rowsum(g O)) gives the tiles of dQ, dK and dV."""
+    q3, k3, v3 = _heads(q), _heads(k), _heads(v)
+    g3, lse3 = _heads(g.astype(q.dtype, copy=False)), lse.reshape(q3.shape[:2])
+    causal, offset = causal_offset is not None, int(causal_offset or 0)
+    scale = q.dtype.type(scale)
+    delta = (g3 * _heads(out)).sum(axis=-1)
+    dq, dk, dv = np.zeros_like(q3), np.zeros_like(k3), np.zeros_like(v3)
+    for qs in range(0, q3.shape[1], TILE):
+        qe = min(qs + TILE, q3.shape[1])
+        qb, gb = q3[:, qs:qe] * scale, g3[:, qs:qe]
+        for ks in range(0, _key_stop(qe, k3.shape[1], causal, offset), TILE):
+            ke = min(ks + TILE, _key_stop(qe, k3.shape[1], causal, offset))
+            p = np.exp(_tile_scores(qb, k3, ks, ke, qs, causal, offset)
+                       - lse3[:, qs:qe, None])
+            dv[:, ks:ke] += p.swapaxes(-1, -2) @ gb
+            ds = p * (gb @ v3[:, ks:ke].swapaxes(-1, -2) - delta[:, qs:qe, None])
+            dq[:, qs:qe] += (ds @ k3[:, ks:ke]) * scale
+            dk[:, ks:ke] += ds.swapaxes(-1, -2) @ qb
+    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+
+
+def _heads(a):
+    return np.ascontiguousarray(a).reshape((-1,) + a.shape[-2:])

@@ -145,3 +145,35 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** step)
     denom += eps
     p -= lr / (1 - beta1 ** step) * (m / denom)
+
+
+# --- attention (A8 / D4 / E4), the naive formula the fused kernel is tested against --------
+def attention_forward(q, k, v, scale, causal_offset=None):
+    """O = softmax(Q K^T * scale, masked: key j > query i + offset) V over (BH, L, d) arrays
+    (``causal_offset=None``: no mask). Materialises the (BH, L, S) scores: O(L S) memory.
+    Returns ``(O, lse)``, lse the per-row log-sum-exp of the scores (what the backward
+    needs to rebuild the weights)."""
+    xp = get_array_module(q)
+    s = (q @ k.swapaxes(-1, -2)) * scale
+    if causal_offset is not None:
+        L, S = s.shape[-2:]
+        allowed = xp.tril(xp.ones((L, S), dtype=bool), k=causal_offset)
+        s = xp.where(allowed, s, -xp.inf)
+    m = s.max(axis=-1, keepdims=True)
+    lse = m + xp.log(xp.exp(s - m).sum(axis=-1, keepdims=True))
+    return xp.exp(s - lse) @ v, lse[..., 0]
+
+
+def attention_backward(q, k, v, out, lse, g, scale, causal_offset=None):
+    """dQ, dK, dV of the same: P = exp(S - lse), dV = P^T g, dP = g V^T,
+    dS = P (dP - rowsum(g O)), dQ = dS K scale, dK = dS^T Q scale."""
+    xp = get_array_module(q)
+    s = (q @ k.swapaxes(-1, -2)) * scale
+    if causal_offset is not None:
+        L, S = s.shape[-2:]
+        s = xp.where(xp.tril(xp.ones((L, S), dtype=bool), k=causal_offset), s, -xp.inf)
+    p = xp.exp(s - lse[..., None])
+    dv = p.swapaxes(-1, -2) @ g
+    dp = g @ v.swapaxes(-1, -2)
+    ds = p * (dp - (g * out).sum(axis=-1, keepdims=True))
+    return (ds @ k) * scale, (ds.swapaxes(-1, -2) @ q) * scale, dv
