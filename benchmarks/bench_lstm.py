@@ -1,0 +1,92 @@
+"""One training step of a word-level LSTM language model: tinylm against PyTorch ``nn.LSTM``,
+from the same weights on the same batch, in the same run, alternating.
+
+    python benchmarks/bench_lstm.py [--repeats 20] [--threads 2]
+
+Vocabulary 10,000, embedding 256, one LSTM layer of 256, 35 steps x batch 20 (the classic PTB
+setting), AdamW, gradient clipping 1.0: forward, backward, clip, step. Median ms per step, and
+the ratio to PyTorch. Prints a table and one JSON line.
+"""
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
+
+import _torch_peers  # noqa: E402
+from tinylm.models import RNNLM  # noqa: E402
+from tinylm.optim import clip_grad_norm_  # noqa: E402
+
+CONFIG = {"vocab_size": 10000, "embed_size": 256, "hidden_size": 256, "num_layers": 1,
+          "cell": "lstm", "dropout": 0.0, "tie_weights": False}
+BATCH, BPTT = 20, 35
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    _torch_peers.set_threads(args.threads)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, CONFIG["vocab_size"], (2, BATCH, BPTT))
+    model = RNNLM(**CONFIG, seed=0)
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    opt = _torch_peers.tinylm_adamw(model, 1e-3, (0.9, 0.99), 0.1)
+
+    def tinylm_step():
+        _, loss, _ = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    steps = {"tinylm": tinylm_step}
+    torch = _torch_peers.torch_or_none()
+    if torch is not None:
+        twin = _torch_peers.torch_rnnlm(state, CONFIG)
+        topt = _torch_peers.torch_adamw(twin, 1e-3, (0.9, 0.99), 0.1)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_step():
+            loss = twin(tx, ty)
+            topt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+            topt.step()
+        steps["PyTorch nn.LSTM"] = torch_step
+    times = {name: [] for name in steps}
+    for step in steps.values():
+        step()                                         # warm-up
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    base = ms.get("PyTorch nn.LSTM")
+    print(f"LSTM LM training step (vocab {CONFIG['vocab_size']}, embedding/hidden "
+          f"{CONFIG['hidden_size']}, {BPTT} x {BATCH}), {args.threads} threads, median of "
+          f"{args.repeats}")
+    for name, value in ms.items():
+        ratio = f"  {value / base:.2f}x PyTorch" if base else ""
+        print(f"{name:18} {value:8.1f} ms{ratio}")
+    if torch is None:
+        print("PyTorch is not installed: no comparison (pip install torch)")
+    print(json.dumps({"benchmark": "lstm_lm_step", "machine": platform.processor()
+                      or platform.machine(), "threads": args.threads,
+                      "ms_per_step": {k: round(v, 2) for k, v in ms.items()},
+                      "ratio_to_pytorch": round(ms["tinylm"] / base, 3) if base else None}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
