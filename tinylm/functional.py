@@ -573,11 +573,18 @@ def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, tra
     return weights @ value, weights
 
 
+# Below one tile of scores per head (bench_gpt_step.py, T = 64) the formula with its weights
+# kept is faster: the streaming backward recomputes the scores, which only pays when holding
+# them is what costs (measured: GPT step 157 ms streaming vs 141 ms the formula).
+STREAMING_MIN_SCORES = 256 * 256
+
+
 class StreamingAttention(Function):
     """softmax(Q K^T * scale, causal) V without the (L, S) weights: the online softmax over
     tiles of keys (``kernels.cpu.attention_forward``), memory O(T d) per head, and a backward
     that rebuilds each tile of weights from Q, K and the saved log-sum-exp. What
-    ``scaled_dot_product_attention`` runs when there is no explicit mask and no dropout;
+    ``scaled_dot_product_attention`` runs when there is no explicit mask, no dropout and more
+    than ``STREAMING_MIN_SCORES`` scores per head;
     ``TINYLM_KERNELS=reference`` runs the naive formula in its place."""
 
     def forward(self, q, k, v, scale, causal_offset=None):
@@ -610,8 +617,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     A8's ERRATUM: the document calls this formula "MultiHeadAttention"; it is ONE head.
     Multi-head attention is ``nn.MultiheadAttention``: Concat(head_1..head_h) W_O.
 
-    Without ``attn_mask`` and dropout it runs ``StreamingAttention`` (the online softmax over
-    tiles of keys, never holding the (L, S) weights); otherwise the formula as written, from
+    Without ``attn_mask`` and dropout, for more than one tile of scores, it runs
+    ``StreamingAttention`` (the online softmax over tiles of keys, never holding the (L, S)
+    weights); otherwise the formula as written, from
     tinylm ops (matmul, softmax, masked_fill). Both are differentiable to any order. A query
     whose every key is masked raises ``TinyLMError`` (PyTorch gives NaN).
     """
@@ -630,9 +638,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if not 0 <= dropout_p <= 1:
         raise TinyLMError(f"{name}: dropout_p must be in [0, 1], got {dropout_p}")
     L, S = query.shape[-2], key.shape[-2]
-    if attn_mask is None and dropout_p == 0 and \
+    if attn_mask is None and dropout_p == 0 and L * S > STREAMING_MIN_SCORES and \
             query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
-        # no weights to mask, drop or return: the streaming kernel, O(T d) memory per head
+        # no weights to mask, drop or return, and more scores than one tile: the streaming
+        # kernel, O(T d) memory per head
         return StreamingAttention.apply(
             query, key, value, scale=1 / math.sqrt(query.shape[-1]) if scale is None
             else scale, causal_offset=0 if is_causal else None)
