@@ -148,6 +148,36 @@ def torch_adamw(model, lr, betas, weight_decay):
                                "weight_decay": 0.0}], lr=lr, betas=betas, foreach=False)
 
 
+def torch_training_step(model, x, y):
+    """A closure running one AdamW step of a twin on the batch (x, y), clipped at 1.0."""
+    import torch
+    opt = torch_adamw(model, 1e-3, (0.9, 0.99), 0.1)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        loss = model(tx, ty)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step
+
+
+def median_ms_alternating(steps, repeats):
+    """``{name: median ms}`` of the closures in ``steps``, one warm-up call each, then
+    ``repeats`` rounds calling each once in turn (a busy moment hits them all alike)."""
+    import statistics
+    for step in steps.values():
+        step()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
 def train_like_tinylm(model, optimizer, get_batch, config):
     """``tinylm.train.Trainer.fit`` in PyTorch: returns ``{"eval": rows, "train": losses,
     "train_seconds": s, "best_val_loss": v}`` with the Trainer's row format."""

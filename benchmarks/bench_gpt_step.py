@@ -14,7 +14,6 @@ beside the float32 ``np.matmul`` peak of this machine. Prints a table and one JS
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -68,21 +67,6 @@ def tinylm_step(mode, x, y):
     return step, model
 
 
-def torch_step(state, x, y, sdpa):
-    import torch
-    model = _torch_peers.torch_gpt(state, CONFIG, sdpa=sdpa)
-    opt = _torch_peers.torch_adamw(model, 1e-3, (0.9, 0.99), 0.1)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
-        loss = model(tx, ty)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    return step
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=20)
@@ -101,15 +85,11 @@ def main(argv=None):
     torch = _torch_peers.torch_or_none()
     if torch is not None:
         state = GPT(CONFIG, seed=0).state_dict()
-        steps["PyTorch (attention written out)"] = torch_step(state, x, y, sdpa=False)
-        steps["PyTorch (scaled_dot_product_attention)"] = torch_step(state, x, y, sdpa=True)
-    times = {name: [] for name in steps}
-    for step in steps.values():
-        step()                                          # warm-up
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            times[name].append(_timed(step))
-    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+        for label, sdpa in (("attention written out", False),
+                            ("scaled_dot_product_attention", True)):
+            steps[f"PyTorch ({label})"] = _torch_peers.torch_training_step(
+                _torch_peers.torch_gpt(state, CONFIG, sdpa=sdpa), x, y)
+    ms = _torch_peers.median_ms_alternating(steps, args.repeats)
     flops, peak = flops_per_step(model), matmul_peak(args.threads)
     base = ms.get("PyTorch (scaled_dot_product_attention)")
 

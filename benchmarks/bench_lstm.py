@@ -10,9 +10,7 @@ the ratio to PyTorch. Prints a table and one JSON line.
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,26 +50,9 @@ def main(argv=None):
     steps = {"tinylm": tinylm_step}
     torch = _torch_peers.torch_or_none()
     if torch is not None:
-        twin = _torch_peers.torch_rnnlm(state, CONFIG)
-        topt = _torch_peers.torch_adamw(twin, 1e-3, (0.9, 0.99), 0.1)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-        def torch_step():
-            loss = twin(tx, ty)
-            topt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
-            topt.step()
-        steps["PyTorch nn.LSTM"] = torch_step
-    times = {name: [] for name in steps}
-    for step in steps.values():
-        step()                                         # warm-up
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+        steps["PyTorch nn.LSTM"] = _torch_peers.torch_training_step(
+            _torch_peers.torch_rnnlm(state, CONFIG), x, y)
+    ms = _torch_peers.median_ms_alternating(steps, args.repeats)
     base = ms.get("PyTorch nn.LSTM")
     print(f"LSTM LM training step (vocab {CONFIG['vocab_size']}, embedding/hidden "
           f"{CONFIG['hidden_size']}, {BPTT} x {BATCH}), {args.threads} threads, median of "
