@@ -239,7 +239,7 @@ def test_train_translator_on_dates_reports_bleu(capsys, tmp_path):
 
 
 def test_translation_bleu_counts_characters_for_dates():
-    from tinylm.cli import _tokens_for_bleu
+    from tinylm.cli.scores import _tokens_for_bleu
     from tinylm.text import CharTokenizer
     tok = CharTokenizer.train(["1994-09-27"])
     assert _tokens_for_bleu(tok, "1994-09", "char") == list("1994-09")

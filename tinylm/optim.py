@@ -34,7 +34,7 @@ import numpy as np
 
 from .backend import get_array_module, is_array, to_numpy
 from .errors import ShapeError, TinyLMError
-from .kernels import kernel
+from .kernels import kernel, reference
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm_", "clip_grad_value_",
@@ -426,32 +426,15 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = xp.zeros_like(p.data)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        if not group["amsgrad"] and all(a.flags.c_contiguous for a in (p.data, m, v)):
-            # the common case in one fused pass (kernels.adam_step, the same formula)
-            flat = [a.reshape(-1) for a in (p.data, g.astype(p.data.dtype, copy=False), m, v)]
-            kernel("adam_step", *flat)(*flat, lr, beta1, beta2, group["eps"], t,
-                                       group["weight_decay"], self._decoupled)
-            return
-        if group["weight_decay"] != 0:
-            if self._decoupled:
-                p.data *= 1 - lr * group["weight_decay"]   # AdamW: shrink p, leave g alone
-            else:
-                g = g + group["weight_decay"] * p.data     # Adam: L2 term in the gradient
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * g * g
-        if group["amsgrad"]:
-            # Never let the denominator shrink: use the largest v seen so far.
-            v_max = state["max_exp_avg_sq"]
-            xp.maximum(v_max, v, out=v_max)
-            v = v_max
-        # Same grouping as PyTorch: lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
-        step_size = lr / (1 - beta1 ** t)
-        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t)
-        denom += group["eps"]
-        p.data -= step_size * (m / denom)
+        arrays = (p.data, g.astype(p.data.dtype, copy=False), state["exp_avg"],
+                  state["exp_avg_sq"])
+        v_max = state.get("max_exp_avg_sq")
+        # the fused kernel works on flat views, so only contiguous arrays (nearly always)
+        # and no AMSGrad; the reference does the same arithmetic on any array
+        fused = v_max is None and all(a.flags.c_contiguous for a in arrays)
+        step = kernel("adam_step", *arrays) if fused else reference.adam_step
+        step(*arrays, lr, beta1, beta2, group["eps"], t, group["weight_decay"],
+             self._decoupled, v_max=v_max)
 
 
 class AdamW(Adam):

@@ -27,7 +27,6 @@ from ..errors import TinyLMError
 from . import evaluate, generate, train
 from .checkpoints import load_model
 from .common import Parser, _check_device
-from .scores import _tokens_for_bleu  # noqa: F401 (tests/test_cli.py imports it from here)
 
 __all__ = ["main", "build_parser", "load_model"]
 

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from numba import njit, vectorize
 
+from ..errors import TinyLMError
 from .reference import GELU_TANH_C, GELU_TANH_K, INV_SQRT_2PI, SQRT_HALF
 
 
@@ -288,8 +289,11 @@ def _adam(p, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, weight_decay, de
         p[i] -= step_size * (m[i] / (math.sqrt(v[i]) / bias2_sqrt + eps))
 
 
-def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled, v_max=None):
+    if v_max is not None:
+        raise TinyLMError("adam_step: the fused kernel has no AMSGrad; use the reference")
     f = p.dtype.type
+    p, g, m, v = (a.reshape(-1) for a in (p, g, m, v))     # views: the arrays are contiguous
     _adam(p, g, m, v, f(lr), f(beta1), f(beta2), f(eps), f(1 - beta1 ** step),
           f(math.sqrt(1 - beta2 ** step)), f(weight_decay), decoupled)
 
@@ -332,8 +336,9 @@ def attention_forward(q, k, v, scale, causal_offset=None):
         m = np.full((bh, qe - qs), -np.inf, dtype=q.dtype)
         total = np.zeros((bh, qe - qs), dtype=q.dtype)
         acc = np.zeros((bh, qe - qs, v3.shape[-1]), dtype=q.dtype)
-        for ks in range(0, _key_stop(qe, k3.shape[1], causal, offset), TILE):
-            ke = min(ks + TILE, _key_stop(qe, k3.shape[1], causal, offset))
+        stop = _key_stop(qe, k3.shape[1], causal, offset)
+        for ks in range(0, stop, TILE):
+            ke = min(ks + TILE, stop)
             s = _tile_scores(qb, k3, ks, ke, qs, causal, offset)
             m_new = np.maximum(m, s.max(axis=-1))
             alpha = np.exp(m - m_new)                 # 0 on the first tile (m = -inf)
@@ -358,8 +363,9 @@ def attention_backward(q, k, v, out, lse, g, scale, causal_offset=None):
     for qs in range(0, q3.shape[1], TILE):
         qe = min(qs + TILE, q3.shape[1])
         qb, gb = q3[:, qs:qe] * scale, g3[:, qs:qe]
-        for ks in range(0, _key_stop(qe, k3.shape[1], causal, offset), TILE):
-            ke = min(ks + TILE, _key_stop(qe, k3.shape[1], causal, offset))
+        stop = _key_stop(qe, k3.shape[1], causal, offset)
+        for ks in range(0, stop, TILE):
+            ke = min(ks + TILE, stop)
             p = np.exp(_tile_scores(qb, k3, ks, ke, qs, causal, offset)
                        - lse3[:, qs:qe, None])
             dv[:, ks:ke] += p.swapaxes(-1, -2) @ gb

@@ -10,6 +10,7 @@ Every ``*_forward`` returns what its ``*_backward`` needs; nothing here keeps st
 import math
 
 from ..backend import get_array_module
+from ..tensor import scatter_add
 
 SQRT_HALF = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -117,18 +118,16 @@ def layer_norm_backward(x_hat, inv_std, g):
 def embedding_backward(g, ids, num_rows):
     """dW = one_hot(ids)^T g: row ``ids[i]`` of a zero (num_rows, D) array gets ``g[i]``
     added, repeated ids adding up (``add.at``, not assignment)."""
-    xp = get_array_module(g)
-    out = xp.zeros((num_rows, g.shape[-1]), dtype=g.dtype)
-    xp.add.at(out, ids, g)
-    return out
+    return scatter_add(g, ids, (num_rows, g.shape[-1]))
 
 
 # --- Adam / AdamW step ---------------------------------------------------------------------
-def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
-    """One Adam(W) update of the flat arrays ``p``, ``m``, ``v`` in place, given ``g``:
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled, v_max=None):
+    """One Adam(W) update of the arrays ``p``, ``m``, ``v`` in place, given ``g``:
 
         AdamW: p <- p (1 - lr wd)           Adam: g <- g + wd p
         m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
+        AMSGrad (``v_max`` given): v_max <- max(v_max, v), used below in place of v
         p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
     grouped as PyTorch groups it, so the two agree to the last bits."""
@@ -142,23 +141,32 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     m += (1 - beta1) * g
     v *= beta2
     v += (1 - beta2) * g * g
+    if v_max is not None:          # never let the denominator shrink: the largest v so far
+        xp.maximum(v_max, v, out=v_max)
+        v = v_max
     denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** step)
     denom += eps
     p -= lr / (1 - beta1 ** step) * (m / denom)
 
 
 # --- attention (A8 / D4 / E4), the naive formula the fused kernel is tested against --------
+def _scores(q, k, scale, causal_offset):
+    """Q K^T * scale, -inf where key j > query i + offset (``None``: no mask)."""
+    xp = get_array_module(q)
+    s = (q @ k.swapaxes(-1, -2)) * scale
+    if causal_offset is None:
+        return s
+    L, S = s.shape[-2:]
+    return xp.where(xp.tril(xp.ones((L, S), dtype=bool), k=causal_offset), s, -xp.inf)
+
+
 def attention_forward(q, k, v, scale, causal_offset=None):
     """O = softmax(Q K^T * scale, masked: key j > query i + offset) V over (BH, L, d) arrays
     (``causal_offset=None``: no mask). Materialises the (BH, L, S) scores: O(L S) memory.
     Returns ``(O, lse)``, lse the per-row log-sum-exp of the scores (what the backward
     needs to rebuild the weights)."""
     xp = get_array_module(q)
-    s = (q @ k.swapaxes(-1, -2)) * scale
-    if causal_offset is not None:
-        L, S = s.shape[-2:]
-        allowed = xp.tril(xp.ones((L, S), dtype=bool), k=causal_offset)
-        s = xp.where(allowed, s, -xp.inf)
+    s = _scores(q, k, scale, causal_offset)
     m = s.max(axis=-1, keepdims=True)
     lse = m + xp.log(xp.exp(s - m).sum(axis=-1, keepdims=True))
     return xp.exp(s - lse) @ v, lse[..., 0]
@@ -167,12 +175,7 @@ def attention_forward(q, k, v, scale, causal_offset=None):
 def attention_backward(q, k, v, out, lse, g, scale, causal_offset=None):
     """dQ, dK, dV of the same: P = exp(S - lse), dV = P^T g, dP = g V^T,
     dS = P (dP - rowsum(g O)), dQ = dS K scale, dK = dS^T Q scale."""
-    xp = get_array_module(q)
-    s = (q @ k.swapaxes(-1, -2)) * scale
-    if causal_offset is not None:
-        L, S = s.shape[-2:]
-        s = xp.where(xp.tril(xp.ones((L, S), dtype=bool), k=causal_offset), s, -xp.inf)
-    p = xp.exp(s - lse[..., None])
+    p = get_array_module(q).exp(_scores(q, k, scale, causal_offset) - lse[..., None])
     dv = p.swapaxes(-1, -2) @ g
     dp = g @ v.swapaxes(-1, -2)
     ds = p * (dp - (g * out).sum(axis=-1, keepdims=True))

@@ -5,6 +5,7 @@
 (JSON, written atomically, never pickle). ``load_tokenizer(path)`` reads any of them.
 """
 import numbers
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -12,35 +13,42 @@ from ...errors import DTypeError, IndexRangeError, TinyLMError
 from ...io import load_json, save_json
 
 
-class Tokenizer:
+class Tokenizer(ABC):
     """Base class: subclasses define ``train``, ``encode``, ``decode``, ``vocab_size``,
-    ``to_dict`` and ``from_dict`` (the JSON form, with a ``"format"`` entry)."""
+    ``to_dict`` and ``from_dict`` (the JSON form, with a ``"format"`` entry); a subclass
+    missing one cannot be instantiated (``abc``), so the gap shows at once, not at first use."""
 
     FORMAT = None
 
     @classmethod
+    @abstractmethod
     def train(cls, texts, **options):
-        raise NotImplementedError
+        """Learn a vocabulary (and merges, for BPE) from ``texts``; returns a tokenizer."""
 
+    @abstractmethod
     def encode(self, text):
-        raise NotImplementedError
+        """``text`` -> list of token ids."""
 
+    @abstractmethod
     def decode(self, ids):
-        raise NotImplementedError
+        """Token ids -> text."""
 
     @property
+    @abstractmethod
     def vocab_size(self):
-        raise NotImplementedError
+        """How many ids there are (the embedding table's row count)."""
 
     def __len__(self):
         return self.vocab_size
 
+    @abstractmethod
     def to_dict(self):
-        raise NotImplementedError
+        """The JSON-able form, with a ``"format"`` entry equal to ``FORMAT``."""
 
     @classmethod
+    @abstractmethod
     def from_dict(cls, d):
-        raise NotImplementedError
+        """The inverse of ``to_dict``."""
 
     def save(self, path):
         """Write the tokenizer as JSON, atomically."""
