@@ -41,6 +41,9 @@ def cases(dtype):
     ids, emb_grad = rng.integers(0, 10000, 700), arr(700, 200)
     n = 4_650_000
     adam = [arr(n), arr(n), arr(n), np.abs(arr(n))]
+    B, H = 20, 256                                   # bench_lstm.py's batch and hidden size
+    gates, rzn = 1 / (1 + np.exp(-arr(B, 4 * H))), 1 / (1 + np.exp(-arr(B, 3 * H)))
+    state, d_pre, d_pre2 = arr(B, H), arr(B, 4 * H), arr(B, 3 * H)
     return {
         "gelu forward (768x512)": (lambda k: k.gelu_forward(act)),
         "gelu backward (768x512)": (lambda k: k.gelu_backward(act, act, act)),
@@ -57,6 +60,12 @@ def cases(dtype):
             lambda k: k.embedding_backward(emb_grad, ids, 10000)),
         "AdamW step (4.65M parameters)": (
             lambda k: k.adam_step(*adam, 1e-3, 0.9, 0.99, 1e-8, 10, 0.1, True)),
+        # the state gradients are updated in place: each call gets fresh copies
+        "LSTM cell backward, one step (20x256)": (
+            lambda k: k.lstm_cell_backward(gates, state, state, state.copy(), state.copy(),
+                                           d_pre)),
+        "GRU cell backward, one step (20x256)": (
+            lambda k: k.gru_cell_backward(rzn, state, state, state.copy(), d_pre2, d_pre2)),
     }
 
 

@@ -329,6 +329,39 @@ def test_kv_cache_prefill_then_steps(rng):
     assert len(cache) == 0
 
 
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_mha_without_weights_streams_and_equals_the_formula(rng, is_causal, monkeypatch):
+    """need_weights=False, no masks but the causal line: the streaming kernel runs (made to
+    kick in at these small sizes) and gives the formula's output and gradients, also with a
+    prefilled KV cache (the causal line bottom-right aligned)."""
+    monkeypatch.setattr(F, "STREAMING_MIN_SCORES", 10)
+    calls = []
+    original = F.StreamingAttention.forward
+    monkeypatch.setattr(F.StreamingAttention, "forward",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    mha = make_mha(batch_first=True)
+    x = rng.standard_normal((2, 9, 8))
+    results = []
+    for need_weights in (True, False):
+        xt = Tensor(x, requires_grad=True)
+        mha.zero_grad()
+        out, w = mha(xt, xt, xt, is_causal=is_causal, need_weights=need_weights)
+        (out * out).sum().backward()
+        results.append((out.data, xt.grad, mha.in_proj_weight.grad.copy()))
+        assert (w is None) == (not need_weights)
+    assert len(calls) == 1
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    cache = KVCache()
+    first = mha(x[:, :6], x[:, :6], x[:, :6], is_causal=is_causal, need_weights=False,
+                kv_cache=cache)[0]
+    rest = mha(x[:, 6:], x[:, 6:], x[:, 6:], is_causal=is_causal, need_weights=False,
+               kv_cache=cache)[0]
+    if is_causal:
+        np.testing.assert_allclose(np.concatenate([first.data, rest.data], axis=1),
+                                   results[0][0], rtol=1e-10, atol=1e-12)
+
+
 def test_kv_cache_with_key_padding_and_mismatch(rng):
     mha = make_mha(batch_first=True)
     x = rng.standard_normal((2, 3, 8))

@@ -125,6 +125,54 @@ def test_adam_step(rng, dtype, decoupled):
         close(a, b.astype(dtype), dtype)
 
 
+def _in_place_pair(fn_ours, fn_ref, inputs, updated):
+    """Run an in-place kernel on copies and the reference on float64 copies; compare every
+    array (the ``updated`` positions are inputs it rewrites, the rest of the tail outputs)."""
+    dtype = inputs[0].dtype.type
+    ours = [a.copy() for a in inputs]
+    theirs = [a.astype(np.float64) for a in inputs]
+    fn_ours(*ours)
+    fn_ref(*theirs)
+    for k in updated:
+        close(ours[k], theirs[k].astype(dtype), dtype)
+
+
+def test_lstm_cell_backward(rng, dtype):
+    B, H = 3, 5
+    gates = 1 / (1 + np.exp(-data(rng, (B, 4 * H), np.float64)))
+    gates[:, 2 * H:3 * H] = np.tanh(data(rng, (B, H), np.float64))      # g is a tanh
+    inputs = [gates.astype(dtype), np.tanh(data(rng, (B, H), dtype)),
+              data(rng, (B, H), dtype), data(rng, (B, H), dtype), data(rng, (B, H), dtype),
+              np.zeros((B, 4 * H), dtype)]
+    _in_place_pair(cpu.lstm_cell_backward, reference.lstm_cell_backward, inputs, [3, 4, 5])
+
+
+def test_gru_cell_backward(rng, dtype):
+    B, H = 3, 5
+    rzn = 1 / (1 + np.exp(-data(rng, (B, 3 * H), np.float64)))
+    rzn[:, 2 * H:] = np.tanh(data(rng, (B, H), np.float64))             # n is a tanh
+    inputs = [rzn.astype(dtype), data(rng, (B, H), dtype), data(rng, (B, H), dtype),
+              data(rng, (B, H), dtype), np.zeros((B, 3 * H), dtype),
+              np.zeros((B, 3 * H), dtype)]
+    _in_place_pair(cpu.gru_cell_backward, reference.gru_cell_backward, inputs, [3, 4, 5])
+
+
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_recurrent_layers_are_the_same_with_either_kernels(rng, layer):
+    x = data(rng, (7, 4, 6), np.float64)
+    grads = []
+    for mode in kernels.MODES:
+        with kernels.use(mode):
+            net = getattr(tl.nn, layer)(6, 5, num_layers=2, bidirectional=True, seed=3,
+                                        dtype=np.float64)
+            xt = tl.Tensor(x, requires_grad=True)
+            out, _ = net(xt)
+            (out * out).sum().backward()
+            grads.append([xt.grad] + [p.grad for p in net.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_dispatch_picks_numba_for_numpy_floats_and_the_reference_otherwise():
     x32 = np.zeros(3, np.float32)
     assert kernels.kernel("layer_norm_forward", x32) is cpu.layer_norm_forward

@@ -32,6 +32,7 @@ raises ``GradError``); compose the cell from Tensor ops for second derivatives (
 """
 from .backend import get_array_module
 from .errors import TinyLMError
+from .kernels import kernel
 from .tensor import Function
 
 __all__ = ["RNNSequence", "LSTMSequence", "GRUSequence", "sigmoid_array"]
@@ -192,19 +193,23 @@ class LSTMSequence(_Sequence):
         xp, T, B, H = self.xp, xw.shape[0], xw.shape[1], self.H
         hs = xp.empty((T + 1, B, H), dtype=self.dtype)
         cs = xp.empty((T + 1, B, H), dtype=self.dtype)
+        tanh_cs = xp.empty((T, B, H), dtype=self.dtype)     # tanh(c_t), kept for backward
         gates = xp.empty((T, B, 4 * H), dtype=self.dtype)   # activated i, f, g, o
         hs[0], cs[0] = h0, c0
         w_hh_t = self.w_hh.T
         for s in range(T):
-            a = xw[s] + hs[s] @ w_hh_t
             gate = gates[s]
-            gate[:, :2 * H] = sigmoid_array(a[:, :2 * H])
-            gate[:, 2 * H:3 * H] = xp.tanh(a[:, 2 * H:3 * H])
-            gate[:, 3 * H:] = sigmoid_array(a[:, 3 * H:])
+            xp.matmul(hs[s], w_hh_t, out=gate)               # the pre-activations A_t, in place
+            gate += xw[s]
+            gate[:, :2 * H] = sigmoid_array(gate[:, :2 * H])
+            xp.tanh(gate[:, 2 * H:3 * H], out=gate[:, 2 * H:3 * H])
+            gate[:, 3 * H:] = sigmoid_array(gate[:, 3 * H:])
             i, f, g, o = gate[:, :H], gate[:, H:2 * H], gate[:, 2 * H:3 * H], gate[:, 3 * H:]
-            cs[s + 1] = f * cs[s] + i * g
-            hs[s + 1] = o * xp.tanh(cs[s + 1])
-        self.hs, self.cs, self.gates = hs, cs, gates
+            xp.multiply(f, cs[s], out=cs[s + 1])
+            cs[s + 1] += i * g
+            xp.tanh(cs[s + 1], out=tanh_cs[s])
+            xp.multiply(o, tanh_cs[s], out=hs[s + 1])
+        self.hs, self.cs, self.tanh_cs, self.gates = hs, cs, tanh_cs, gates
         out = xp.empty((T + 1, B, H), dtype=self.dtype)
         out[:T] = self._in_time_order(hs[1:])
         out[T] = cs[T]
@@ -218,18 +223,10 @@ class LSTMSequence(_Sequence):
         dh = xp.zeros_like(dc)
         dA = xp.empty((T,) + dc.shape[:1] + (4 * H,), dtype=self.dtype)
         for s in range(T - 1, -1, -1):
-            gate = self.gates[s]
-            i, f, g, o = gate[:, :H], gate[:, H:2 * H], gate[:, 2 * H:3 * H], gate[:, 3 * H:]
-            dh = dh + g_h[s]
-            tc = xp.tanh(self.cs[s + 1])
-            dc = dc + dh * o * (1 - tc * tc)
-            da = dA[s]
-            da[:, :H] = dc * g * i * (1 - i)
-            da[:, H:2 * H] = dc * self.cs[s] * f * (1 - f)
-            da[:, 2 * H:3 * H] = dc * i * (1 - g * g)
-            da[:, 3 * H:] = dh * tc * o * (1 - o)
-            dc = dc * f
-            dh = da @ self.w_hh
+            dh += g_h[s]
+            cell_backward = kernel("lstm_cell_backward", self.gates[s], dc)
+            cell_backward(self.gates[s], self.tanh_cs[s], self.cs[s], dh, dc, dA[s])
+            xp.matmul(dA[s], self.w_hh, out=dh)              # W_hh^T dA_t, to step t-1
         return self._gradients(dA, dA, self.hs[:-1], (dh, dc))
 
 
@@ -281,15 +278,8 @@ class GRUSequence(_Sequence):
         d_hw = xp.empty_like(d_xw)
         dh = xp.zeros(g.shape[1:], dtype=self.dtype)
         for s in range(T - 1, -1, -1):
-            gate = self.rzn[s]
-            r, z, n = gate[:, :H], gate[:, H:2 * H], gate[:, 2 * H:]
-            h_prev = self.hs[s]
-            dh = dh + g[s]
-            dan = dh * (1 - z) * (1 - n * n)
-            dx, dhw = d_xw[s], d_hw[s]
-            dx[:, :H] = dhw[:, :H] = dan * self.u[s] * r * (1 - r)
-            dx[:, H:2 * H] = dhw[:, H:2 * H] = dh * (h_prev - n) * z * (1 - z)
-            dx[:, 2 * H:] = dan
-            dhw[:, 2 * H:] = dan * r
-            dh = dh * z + dhw @ self.w_hh
+            dh += g[s]
+            cell_backward = kernel("gru_cell_backward", self.rzn[s], dh)
+            cell_backward(self.rzn[s], self.u[s], self.hs[s], dh, d_xw[s], d_hw[s])
+            dh += d_hw[s] @ self.w_hh                       # dh z + W_hh^T d(h part)
         return self._gradients(d_xw, d_hw, self.hs[:-1], (dh,))

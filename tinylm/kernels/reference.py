@@ -149,6 +149,48 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled, 
     p -= lr / (1 - beta1 ** step) * (m / denom)
 
 
+# --- one step of the LSTM and GRU backward (B3, A11), the gate arithmetic -----------------
+# The sequence loops live in ``tinylm/recurrence.py``; each step there is one BLAS product
+# (the recurrent weights) and this arithmetic around it, which is where NumPy spends a dozen
+# passes with temporaries and a fused kernel spends one.
+def lstm_cell_backward(gates, tanh_c, c_prev, dh, dc, d_pre):
+    """One LSTM step backwards. ``gates`` (B, 4H): the activated i, f, g, o of the step;
+    ``tanh_c`` = tanh(c_t); ``c_prev`` = c_{t-1}; ``dh`` = dL/dh_t (everything that reaches
+    h_t); ``dc`` = dL/dc_t from step t+1, UPDATED IN PLACE to dL/dc_{t-1}; ``d_pre`` (B, 4H)
+    receives dL/dA_t, the gradient of the four pre-activations:
+
+        dc   = dc_{t+1} f_{t+1} + dh o (1 - tanh(c_t)^2)
+        dA_t = [dc g i (1-i),  dc c_{t-1} f (1-f),  dc i (1 - g^2),  dh tanh(c_t) o (1-o)]
+    """
+    H = dh.shape[-1]
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    dc += dh * o * (1 - tanh_c * tanh_c)
+    d_pre[:, :H] = dc * g * i * (1 - i)
+    d_pre[:, H:2 * H] = dc * c_prev * f * (1 - f)
+    d_pre[:, 2 * H:3 * H] = dc * i * (1 - g * g)
+    d_pre[:, 3 * H:] = dh * tanh_c * o * (1 - o)
+    dc *= f
+
+
+def gru_cell_backward(rzn, u, h_prev, dh, d_x, d_h):
+    """One GRU step backwards. ``rzn`` (B, 3H): the activated r, z, n of the step;
+    ``u`` = W_hn h_{t-1} + b_hn; ``dh`` = dL/dh_t, UPDATED IN PLACE to its direct part
+    dh z (the caller adds W_hh^T d_h); ``d_x`` and ``d_h`` (B, 3H) receive the gradients of
+    the input part and of the recurrent part of the pre-activations:
+
+        dan = dh (1 - z) (1 - n^2),   dar = dan u r (1-r),   daz = dh (h_{t-1} - n) z (1-z)
+        d_x = [dar, daz, dan],        d_h = [dar, daz, dan r]
+    """
+    H = dh.shape[-1]
+    r, z, n = rzn[:, :H], rzn[:, H:2 * H], rzn[:, 2 * H:]
+    dan = dh * (1 - z) * (1 - n * n)
+    d_x[:, :H] = d_h[:, :H] = dan * u * r * (1 - r)
+    d_x[:, H:2 * H] = d_h[:, H:2 * H] = dh * (h_prev - n) * z * (1 - z)
+    d_x[:, 2 * H:] = dan
+    d_h[:, 2 * H:] = dan * r
+    dh *= z
+
+
 # --- attention (A8 / D4 / E4), the naive formula the fused kernel is tested against --------
 def _scores(q, k, scale, causal_offset):
     """Q K^T * scale, -inf where key j > query i + offset (``None``: no mask)."""

@@ -237,9 +237,21 @@ class MultiheadAttention(Module):
         if kv_cache is not None:
             past = len(kv_cache)
             k, v = kv_cache.update(k, v)
-        allowed, additive = self._masks(attn_mask, key_padding_mask, is_causal, N, L, S, past)
-        out, weights = F.attention(q, k, v, allowed, additive, self.dropout, self.training,
-                                   self.rng, name=name)
+        total = past + S
+        if (not need_weights and attn_mask is None and key_padding_mask is None
+                and not (self.dropout > 0 and self.training)
+                and L * total > F.STREAMING_MIN_SCORES):
+            # nothing to mask but the causal line, nothing to drop or return: the streaming
+            # kernel, O(T d) memory per head (the causal line bottom-right aligned, as the
+            # mask below, so cached keys stay visible)
+            out, weights = F.StreamingAttention.apply(
+                q, k, v, scale=1 / math.sqrt(self.head_dim),
+                causal_offset=total - L if is_causal else None), None
+        else:
+            allowed, additive = self._masks(attn_mask, key_padding_mask, is_causal, N, L, S,
+                                            past)
+            out, weights = F.attention(q, k, v, allowed, additive, self.dropout,
+                                       self.training, self.rng, name=name)
         # Concat(head_1..head_h): (N, H, L, d) -> (N, L, H*d), then W_O
         out = self.out_proj(out.transpose(1, 2).reshape(N, L, self.embed_dim))
         if unbatched:
