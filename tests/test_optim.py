@@ -537,3 +537,75 @@ def test_bad_clip_and_schedule_function_arguments():
         clip_grad_value_([_p()], -0.5)
     with pytest.raises(TinyLMError, match=r"step must be >= 0, got -1"):
         warmup_cosine_lr(-1, max_lr=1.0, min_lr=0.0, warmup_steps=2, decay_steps=5)
+
+
+# --------------------------------------------------------------------------------------
+# Adagrad (C16; the per-coordinate step that RMSprop makes forgetful)
+# --------------------------------------------------------------------------------------
+
+ADAGRAD_CASES = [
+    dict(lr=0.1),
+    dict(lr=0.1, lr_decay=0.05),
+    dict(lr=0.1, initial_accumulator_value=0.5, eps=1e-6),
+    dict(lr=0.1, weight_decay=0.1, maximize=True),
+]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kwargs", ADAGRAD_CASES, ids=lambda k: ",".join(map(str, k.items())))
+def test_adagrad_trajectory_matches_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    ours = run_tinylm(optim.Adagrad, kwargs)
+    theirs = run_torch(torch, torch.optim.Adagrad, kwargs)
+    assert_same_trajectory(ours, theirs)
+    groups = run_tinylm(optim.Adagrad, kwargs, TWO_GROUPS)
+    assert_same_trajectory(groups, run_torch(torch, torch.optim.Adagrad, kwargs, TWO_GROUPS))
+
+
+def test_adagrad_two_steps_by_hand():
+    """s <- s + g^2; p <- p - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)."""
+    p = Parameter(np.array([1.0, -2.0, 0.5]))
+    opt = optim.Adagrad([p], lr=0.1, lr_decay=0.5, initial_accumulator_value=0.25, eps=0.0)
+    g1, g2 = np.array([0.3, -4.0, 0.0]), np.array([-0.3, 1.0, 2.0])
+    s = np.full(3, 0.25)
+    w = p.data.copy()
+    for t, g in enumerate((g1, g2), start=1):
+        p.grad = g.copy()
+        opt.step()
+        s = s + g * g
+        w = w - 0.1 / (1 + (t - 1) * 0.5) * g / np.sqrt(s)
+        np.testing.assert_allclose(p.data, w, rtol=1e-15)
+    np.testing.assert_allclose(opt.state[id(p)]["sum"], s)
+    # a coordinate with no gradient so far does not move at all
+    q = Parameter(np.array([3.0]))
+    opt = optim.Adagrad([q], lr=1.0)
+    q.grad = np.zeros(1)
+    opt.step()
+    assert q.data[0] == 3.0
+
+
+def test_adagrad_steps_shrink_like_one_over_sqrt_t():
+    """A constant gradient g: after t steps s = t g^2, so step t moves lr / sqrt(t)."""
+    p = Parameter(np.zeros(2))
+    opt = optim.Adagrad([p], lr=0.5, eps=0.0)
+    moves = []
+    for _ in range(16):
+        before = p.data.copy()
+        p.grad = np.array([2.0, -0.01])
+        opt.step()
+        moves.append(before - p.data)
+    t = np.arange(1, 17)
+    np.testing.assert_allclose(np.array(moves)[:, 0], 0.5 / np.sqrt(t), rtol=1e-12)
+    np.testing.assert_allclose(np.array(moves)[:, 1], -0.5 / np.sqrt(t), rtol=1e-12)
+
+
+def test_adagrad_state_dict_round_trip():
+    test_state_dict_round_trip_resumes_the_same_trajectory(
+        optim.Adagrad, dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1))
+
+
+@pytest.mark.parametrize("key", ["lr", "lr_decay", "weight_decay", "initial_accumulator_value",
+                                 "eps"])
+def test_adagrad_bad_arguments(key):
+    with pytest.raises(TinyLMError, match=rf"Adagrad: {key} must be a number >= 0, got -1"):
+        optim.Adagrad([_p()], **{key: -1})

@@ -37,7 +37,8 @@ from .errors import ShapeError, TinyLMError
 from .kernels import kernel, reference
 
 __all__ = [
-    "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm_", "clip_grad_value_",
+    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm_",
+    "clip_grad_value_",
     "LRScheduler", "StepLR", "CosineAnnealingLR", "LinearLR", "LambdaLR", "WarmupCosineLR",
     "warmup_cosine_lr",
 ]
@@ -327,6 +328,45 @@ class SGD(Optimizer):
                 buf += (1 - group["dampening"]) * g
             g = g + momentum * buf if group["nesterov"] else buf
         p.data -= group["lr"] * g
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi, Hazan & Singer 2011): per-coordinate steps shrinking with the sum of
+    all past squared gradients (C16, "better optimisers"; PyTorch's rule).
+
+    With g = dL/dp (+ ``weight_decay * p``), at step t = 1, 2, ...::
+
+        s <- s + g^2                              (s starts at initial_accumulator_value)
+        lr_t = lr / (1 + (t - 1) * lr_decay)
+        p <- p - lr_t * g / (sqrt(s) + eps)
+
+    A coordinate that rarely gets a gradient (a rare word's embedding) keeps a small s and
+    so a large step; one that always gets large gradients is slowed down. s never forgets,
+    so the steps only shrink: RMSprop replaces the sum by a running mean for that reason.
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
+                 initial_accumulator_value=0, eps=1e-10, maximize=False):
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+            _check_nonneg("Adagrad", key, group[key])
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p.data)
+        g = -grad if group["maximize"] else grad
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        if "sum" not in state:
+            state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
+        state["sum"] += g * g
+        lr_t = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        p.data -= lr_t * (g / (xp.sqrt(state["sum"]) + group["eps"]))
 
 
 class RMSprop(Optimizer):
