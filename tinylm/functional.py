@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .backend import as_array, get_array_module, to_numpy
+from .backend import as_array, get_array_module, is_array, to_numpy
 from .errors import DTypeError, IndexRangeError, ShapeError, TinyLMError
 from .kernels import kernel
 from .tensor import Function, Tensor, as_tensor, unbroadcast
@@ -164,7 +164,8 @@ class Concatenate(Function):
         except ValueError:   # also numpy's AxisError, for inputs with too few axes
             raise ShapeError(f"concatenate: shapes {[a.shape for a in arrays]} differ "
                              f"outside axis {axis}") from None
-        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]   # shapes now known good
+        # shapes now known good; a list, which CuPy's split takes as NumPy's does
+        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1].tolist()
         return out
 
     def backward(self, g):
@@ -388,7 +389,10 @@ def _reduce(loss, reduction, name):
 
 
 def _target_like(target, pred):
-    """Targets are constants: give float ones the prediction's dtype (float32 stays float32)."""
+    """Targets are constants: give float ones the prediction's dtype (float32 stays float32)
+    and put raw arrays on the prediction's device (a NumPy target for a model on the GPU)."""
+    if is_array(target):
+        target = as_array(target, xp=get_array_module(pred.data))
     target = as_tensor(target, pred)
     if target.dtype.kind == "f" and target.dtype != pred.dtype and not target.requires_grad:
         target = Tensor(target.data.astype(pred.dtype))
@@ -555,7 +559,7 @@ def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, tra
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
     if additive is not None:
-        scores = scores + Tensor(additive.astype(scores.dtype, copy=False))
+        scores = scores + as_array(additive, scores.dtype, get_array_module(scores.data))
     if allowed is not None:
         scores = masked_fill(scores, ~allowed, -math.inf)
     if additive is not None or allowed is not None:

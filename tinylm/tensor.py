@@ -13,10 +13,13 @@ indexing, reshape, transpose, sum, mean, max). The rest (nonlinearities, softmax
 layer norm, ...) lives in ``functional.py`` on the same ``Function`` base.
 """
 import contextlib
+import sys
 
 import numpy as np
 
-from .backend import as_array, get_array_module, to_numpy
+from . import backend as _backend
+from .backend import (DeviceError, as_array, check_device, device_of, get_array_module,
+                      is_array, on_default_device, to_device, to_numpy)
 from .errors import DTypeError, GradError, IndexRangeError, ShapeError, TinyLMError
 
 _grad_enabled = True
@@ -75,10 +78,23 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = as_array(data, dtype)
+        elif _backend._default_on_gpu:      # host data (NumPy, lists) goes to the default GPU
+            data = on_default_device(data)
+        self._init(as_array(data, dtype), requires_grad, type(data).__name__)
+
+    @classmethod
+    def _wrap(cls, array):
+        """A new leaf around an array the engine computed, left on the device it is on (no
+        default-device move: an op on CPU tensors stays on the CPU)."""
+        t = cls.__new__(cls)
+        t._init(as_array(array), False)
+        return t
+
+    def _init(self, data, requires_grad, source="array"):
+        self.data = data
         if self.data.dtype.kind not in "biufc":
             raise DTypeError(f"Tensor: data must be numbers (bool, int or float), got "
-                             f"{type(data).__name__} of dtype {self.data.dtype}")
+                             f"{source} of dtype {self.data.dtype}")
         if requires_grad and self.data.dtype.kind not in "fc":
             raise DTypeError(f"Tensor: only floating-point tensors can require gradients, "
                              f"got dtype {self.data.dtype}")
@@ -94,6 +110,7 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype)
     T = property(lambda self: self.permute(*reversed(range(self.ndim))))
     is_leaf = property(lambda self: self.creator is None)
+    device = property(lambda self: device_of(self.data), doc="'cpu' or 'cuda'")
 
     def __len__(self):
         return len(self.data)
@@ -121,7 +138,21 @@ class Tensor:
 
     def detach(self):
         """A new leaf sharing the data, cut off from the graph."""
-        return Tensor(self.data)
+        return Tensor._wrap(self.data)
+
+    def to(self, target):
+        """This tensor on device ``"cpu"``/``"cuda"`` (or in a dtype, as ``astype``): itself
+        when it is there already, else a copy that gradients flow back through to this one.
+        Without CuPy or a GPU, ``"cuda"`` raises ``CudaUnavailableError`` saying which."""
+        if isinstance(target, str) and target.strip().lower() in ("cpu", "cuda", "gpu"):
+            device = check_device(target)
+            return self if device == self.device else ToDevice.apply(self, device=device)
+        try:
+            dtype = np.dtype(target)
+        except TypeError:
+            raise DeviceError(f"Tensor.to: expected a device ('cpu' or 'cuda') or a dtype, "
+                              f"got {target!r}") from None
+        return self.astype(dtype)
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after ``backward()`` (for teaching/inspection)."""
@@ -267,7 +298,7 @@ def _backpropagate(root, grad, on_grad, create_graph=False):
     """
     if create_graph:
         from .higher_order import graph_backward
-        grad = Tensor(grad)
+        grad = Tensor._wrap(grad)
     grads = {id(root): grad}
     for node in reversed(_topological_order(root)):
         g = grads.pop(id(node), None)
@@ -324,7 +355,7 @@ def grad(output, inputs, grad_output=None, create_graph=False, allow_unused=Fals
             raise GradError(f"grad: an input of shape {x.shape} was not used to compute the "
                             f"output (pass allow_unused=True to get None for it)")
         # copy: a plain gradient may be shared between inputs or be a read-only view
-        results.append(g if g is None or create_graph else Tensor(g.copy()))
+        results.append(g if g is None or create_graph else Tensor._wrap(g.copy()))
     return results[0] if single else results
 
 
@@ -357,7 +388,7 @@ def as_tensor(x, like=None):
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, (int, float)) and like.dtype.kind == "f":
-        return Tensor(as_array(x, like.dtype, get_array_module(like.data)))
+        return Tensor._wrap(as_array(x, like.dtype, get_array_module(like.data)))
     return Tensor(x)
 
 
@@ -378,10 +409,12 @@ class Function:
     def apply(cls, *inputs, **params):
         like = next((x for x in inputs if isinstance(x, Tensor)), None)
         tensors = tuple(as_tensor(x, like) for x in inputs)
+        if _modules.get("cupy") is not None:    # without CuPy every array is NumPy
+            params = _on_one_device(cls, tensors, params)
         fn = cls()
         fn.needs_grad = tuple(t.requires_grad for t in tensors)
         try:
-            out = Tensor(fn.forward(*(t.data for t in tensors), **params))
+            out = Tensor._wrap(fn.forward(*(t.data for t in tensors), **params))
         except TinyLMError:
             raise
         except (ValueError, IndexError) as e:  # NumPy's own errors: say which op and shapes
@@ -402,6 +435,42 @@ class Function:
 
     def backward(self, grad_output):
         raise NotImplementedError  # abstract: every subclass defines it
+
+
+_modules = sys.modules
+
+
+def _on_one_device(cls, tensors, params):
+    """Refuse tensors on different devices in one op (a ``DeviceError`` naming the op and the
+    devices); index arrays among ``params`` (token ids, targets, masks) follow the tensors,
+    so a batch of NumPy ids can index a table on the GPU."""
+    devices = {device_of(t.data) for t in tensors}
+    if len(devices) > 1:
+        where = ", ".join(f"{t.device} {t.shape}" for t in tensors)
+        raise DeviceError(f"{cls.__name__.lower()}: inputs are on different devices "
+                          f"({where}); move them to one device first, e.g. x.to('cuda') "
+                          f"or model.to('cuda')")
+    if not devices:
+        return params
+    device = devices.pop()
+
+    def follow(value):
+        if isinstance(value, tuple):
+            return tuple(follow(v) for v in value)
+        return to_device(value, device) if is_array(value) else value
+    return {key: follow(value) for key, value in params.items()}
+
+
+class ToDevice(Function):
+    """``Tensor.to(device)``: the array copied to the other device; the gradient is copied
+    back, so a loss computed on the GPU trains a leaf that lives on the CPU."""
+
+    def forward(self, a, device):
+        self.source = device_of(a)
+        return to_device(a, device)
+
+    def backward(self, g):
+        return to_device(g, self.source)
 
 
 # --- arithmetic ----------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""Kernels: the hot ops as plain NumPy (``reference``) and compiled with Numba (``cpu``).
+"""Kernels: the hot ops as plain NumPy (``reference``), compiled with Numba (``cpu``) and
+written in CUDA for CuPy arrays (``gpu``).
 
 The one dispatch point: ``kernel(name, *arrays)`` returns the function to run on those
-arrays: Numba's for NumPy float32/float64 arrays (except where NumPy measured faster, see
-``NUMPY_IS_FASTER``), the reference for anything else (CuPy arrays, other dtypes), and the
-reference everywhere when the setting says so:
+arrays: Numba's for NumPy float32/float64 arrays, the CUDA kernel of ``gpu.py`` for CuPy float32/float64 arrays, the
+reference for anything else (other dtypes, an op with no kernel of that kind), and the
+reference everywhere when the setting says so (on a GPU: the same formulas as CuPy calls):
 
     TINYLM_KERNELS=reference python chapters/10_attention.py     # plain NumPy throughout
     with tinylm.kernels.use("reference"): ...                     # the same, in code
@@ -22,14 +23,12 @@ from . import reference
 
 MODES = ("numba", "reference")
 
-# Kept on NumPy in "numba" mode because NumPy is faster there, as measured by
-# benchmarks/bench_kernels.py on the 2-core development machine (float32, ms, Numba vs NumPy):
-# GELU backward 4.6 vs 1.8, cross-entropy forward over 10,000 classes 35.8 vs 28.4. NumPy runs
-# exp as SIMD vector code; a Numba loop calls the scalar C exp once per element (LLVM vectorises
-# it only with fastmath and Intel's SVML, which tinylm does not use). The Numba versions stay
-# in cpu.py, tested, and the benchmark keeps timing them, so the choice can be re-measured.
-NUMPY_IS_FASTER = frozenset({"gelu_forward", "gelu_backward", "cross_entropy_forward",
-                             "cross_entropy_backward"})
+# Every Numba kernel beats its NumPy reference on the 2-core development machine
+# (benchmarks/bench_kernels.py). It was not always so: while the kernels called the C
+# library's exp and erf, one element at a time, NumPy's SIMD exp won for GELU and the
+# cross-entropy over 10,000 classes, and those ops ran on NumPy. ``vector_math.py`` (exp and
+# the normal CDF as arithmetic LLVM vectorises) turned that around: GELU forward 6.1x,
+# cross-entropy forward 3.5x faster than NumPy in float32.
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -69,10 +68,16 @@ def use(new_mode):
 
 def kernel(name, *arrays):
     """The implementation of ``name`` for these arrays (see the module docstring)."""
-    if _mode == "numba" and name not in NUMPY_IS_FASTER and all(
-            isinstance(a, np.ndarray) and a.dtype in _FAST_DTYPES for a in arrays):
-        from . import cpu
-        return getattr(cpu, name)
+    if _mode == "numba":
+        if all(isinstance(a, np.ndarray) and a.dtype in _FAST_DTYPES for a in arrays):
+            from . import cpu
+            return getattr(cpu, name)
+        elif get_array_module(*arrays) is not np and all(
+                a.dtype in _FAST_DTYPES for a in arrays):
+            from . import gpu       # imports CuPy: only reached with CuPy arrays in hand
+            found = getattr(gpu, name, None)
+            if found is not None:
+                return found
     return getattr(reference, name)
 
 

@@ -4,11 +4,14 @@ Names and layouts follow PyTorch (``weight`` of Linear is (out_features, in_feat
 ``encoder`` with parameter ``bias`` is ``encoder.bias`` in ``state_dict()``), so weights move
 between tinylm and PyTorch with ``load_state_dict({k: v.numpy() for k, v in ...})``.
 """
+import functools
 from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import DEFAULT_DTYPE, as_array, get_array_module, to_numpy
+from .. import backend as _backend
+from ..backend import (DEFAULT_DTYPE, DeviceError, as_array, check_device, get_array_module,
+                       is_array, to_device, to_numpy)
 from ..errors import ShapeError, TinyLMError
 from ..tensor import Tensor
 
@@ -43,6 +46,24 @@ class Module:
     Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``forward`` holds
     the computation and ``module(x)`` calls it.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        """Wrap each subclass's ``__init__`` so that a module built while the default device
+        is a GPU (``--device cuda``, ``TINYLM_DEVICE=cuda``) ends up there whole, even when
+        its ``__init__`` (re)initialises weights with NumPy, as ``GPT`` does. On the CPU the
+        wrapper costs one test of a bool per module built."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kw):
+            init(self, *args, **kw)
+            # only the most derived class's __init__ moves: once, after all of them ran
+            if _backend._default_on_gpu and type(self).__init__ is __init__:
+                self.to(_backend.default_device())
+        cls.__init__ = __init__
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -118,16 +139,39 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, dtype):
-        """Cast every parameter and floating buffer to ``dtype`` in place (e.g. float64 for
-        gradient checks)."""
-        for p in self.parameters():
-            p.data = p.data.astype(dtype)
-            p.grad = None
-        for m in self.modules():
-            for name, b in list(m._buffers.items()):
-                if b is not None and b.dtype.kind == "f":
-                    m.register_buffer(name, b.astype(dtype))
+    def to(self, target=None, *, device=None, dtype=None):
+        """Move every parameter and buffer to a device, or cast the floating ones to a dtype,
+        in place; returns the module. ``model.to("cuda")``, ``model.to("cpu")``,
+        ``model.to(np.float64)`` (e.g. for gradient checks), or both by keyword.
+
+        Move a model before making its optimiser: the optimiser's state (Adam's moments) is
+        made on the device the parameters are on when it first steps. A dtype cast drops the
+        gradients; a move takes them along."""
+        if target is not None:
+            if isinstance(target, str) and target.strip().lower() in ("cpu", "cuda", "gpu"):
+                device = target
+            else:
+                dtype = target
+        if device is None and dtype is None:
+            raise DeviceError(f"{type(self).__name__}.to: expected a device ('cpu' or "
+                              f"'cuda') or a dtype, got nothing")
+        if device is not None:
+            device = check_device(device, f"{type(self).__name__}.to")
+            for p in self.parameters():
+                p.data = to_device(p.data, device)
+                p.grad = None if p.grad is None else to_device(p.grad, device)
+            for m in self.modules():
+                for name, b in list(m._buffers.items()):
+                    if is_array(b):
+                        m.register_buffer(name, to_device(b, device))
+        if dtype is not None:
+            for p in self.parameters():
+                p.data = p.data.astype(dtype)
+                p.grad = None
+            for m in self.modules():
+                for name, b in list(m._buffers.items()):
+                    if b is not None and b.dtype.kind == "f":
+                        m.register_buffer(name, b.astype(dtype))
         return self
 
     # --- saving and loading --------------------------------------------------------
