@@ -15,7 +15,9 @@ faster (see its comment).
 
 Compiled on first use for each dtype and cached on disk (``cache=True``), so only the first
 run on a machine pays the compile time (``benchmarks/bench_kernels.py`` reports it).
-``fastmath`` stays off: results must match the reference.
+``fastmath`` stays off (results must match the reference) except ``reassoc`` for the sums of
+``_sum``. exp and the normal CDF come from ``vector_math.py``: in float32, arithmetic that
+LLVM turns into SIMD code, where the C library's ``math.exp`` would run one element at a time.
 """
 import math
 
@@ -23,7 +25,8 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..errors import TinyLMError
-from .reference import GELU_TANH_C, GELU_TANH_K, INV_SQRT_2PI, SQRT_HALF
+from .reference import GELU_TANH_C, GELU_TANH_K, INV_SQRT_2PI
+from .vector_math import exp_nonpositive, normal_cdf
 
 
 # float32 first: a ufunc takes the first loop its input casts to safely, so with float64
@@ -39,10 +42,12 @@ def _flat(a):
 
 
 # --- GELU ------------------------------------------------------------------------------------
-@njit(cache=True)
+# error_model="numpy" (no ZeroDivisionError check) and constants in the array's dtype (passed
+# in by the caller): both are needed for LLVM to vectorise the float32 loop, see vector_math
+@njit(cache=True, error_model="numpy")
 def _gelu_exact(x, out, cdf):
     for i in range(x.size):
-        c = 0.5 * (1.0 + math.erf(x[i] * SQRT_HALF))
+        c = normal_cdf(x[i])
         cdf[i] = c
         out[i] = x[i] * c
 
@@ -55,11 +60,11 @@ def _gelu_tanh(x, out, t):
         out[i] = 0.5 * xi * (1.0 + t[i])
 
 
-@njit(cache=True)
-def _gelu_exact_grad(x, cdf, g, out):
+@njit(cache=True, error_model="numpy")
+def _gelu_exact_grad(x, cdf, g, out, neg_half, inv_sqrt_2pi):
     for i in range(x.size):
         xi = x[i]
-        out[i] = g[i] * (cdf[i] + xi * math.exp(-0.5 * xi * xi) * INV_SQRT_2PI)
+        out[i] = g[i] * (cdf[i] + xi * exp_nonpositive(neg_half * xi * xi) * inv_sqrt_2pi)
 
 
 @njit(cache=True)
@@ -79,8 +84,12 @@ def gelu_forward(x, approximate="none"):
 
 def gelu_backward(x, saved, g, approximate="none"):
     out = np.empty(x.shape, dtype=x.dtype)
-    kernel = _gelu_tanh_grad if approximate == "tanh" else _gelu_exact_grad
-    kernel(_flat(x), _flat(saved), _flat(g.astype(x.dtype, copy=False)), out.reshape(-1))
+    arrays = (_flat(x), _flat(saved), _flat(g.astype(x.dtype, copy=False)), out.reshape(-1))
+    if approximate == "tanh":
+        _gelu_tanh_grad(*arrays)
+    else:
+        f = x.dtype.type
+        _gelu_exact_grad(*arrays, f(-0.5), f(INV_SQRT_2PI))
     return out
 
 
@@ -94,39 +103,54 @@ def _row_max(x, i):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
+def _sum(a):
+    """sum_j a[j] in float64. ``reassoc`` lets LLVM add in four lanes (a different order of
+    the same sum: rounding differs from NumPy's pairwise sum by a few ulp) and only this
+    function gets it, so the Cody-Waite exp elsewhere keeps its exact order of operations."""
+    s = 0.0
+    for j in range(a.size):
+        s += a[j]
+    return s
+
+
+@njit(cache=True, error_model="numpy")
+def _exp_shifted(row, m, out):
+    """out_j = e^{row_j - m}, m = max(row): every exponent <= 0 (no overflow)."""
+    for j in range(row.size):
+        out[j] = exp_nonpositive(row[j] - m)
+
+
+@njit(cache=True, error_model="numpy")
 def _log_softmax_rows(x, out, log):
     n, c = x.shape
     for i in range(n):
         m = _row_max(x, i)
-        s = 0.0
-        for j in range(c):
-            e = math.exp(x[i, j] - m)
-            out[i, j] = e
-            s += e
+        _exp_shifted(x[i], m, out[i])
+        s = _sum(out[i])
         if log:
             lse = m + math.log(s)
             for j in range(c):
                 out[i, j] = x[i, j] - lse
         else:
-            inv = 1.0 / s
+            inv = out.dtype.type(1.0 / s)
             for j in range(c):
                 out[i, j] *= inv
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_rows_grad(y, g, out, log):
     n, c = y.shape
     for i in range(n):
-        s = 0.0
         if log:                         # y = log-softmax: dx = g - e^y sum(g)
+            s = out.dtype.type(_sum(g[i]))
+            _exp_shifted(y[i], out.dtype.type(0), out[i])
             for j in range(c):
-                s += g[i, j]
-            for j in range(c):
-                out[i, j] = g[i, j] - math.exp(y[i, j]) * s
+                out[i, j] = g[i, j] - out[i, j] * s
         else:                           # y = softmax: dx = y (g - sum(g y))
             for j in range(c):
-                s += g[i, j] * y[i, j]
+                out[i, j] = g[i, j] * y[i, j]
+            s = out.dtype.type(_sum(out[i]))
             for j in range(c):
                 out[i, j] = y[i, j] * (g[i, j] - s)
 
@@ -157,24 +181,21 @@ def softmax_backward(y, g):
 
 
 # --- cross-entropy fused with log-softmax -----------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cross_entropy_rows(x, target, valid, smoothing, loss, lse):
     n, c = x.shape
+    exps = np.empty(c, dtype=x.dtype)
     for i in range(n):
         m = _row_max(x, i)
-        s = 0.0
-        total = 0.0
-        for j in range(c):
-            s += math.exp(x[i, j] - m)
-            total += x[i, j]
-        lse[i] = m + math.log(s)
+        _exp_shifted(x[i], m, exps)
+        lse[i] = m + math.log(_sum(exps))
         if valid[i]:
-            loss[i] = lse[i] - (1.0 - smoothing) * x[i, target[i]] - smoothing * total / c
+            loss[i] = lse[i] - (1.0 - smoothing) * x[i, target[i]] - smoothing * _sum(x[i]) / c
         else:
             loss[i] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cross_entropy_rows_grad(x, lse, target, valid, smoothing, row_scale, out):
     n, c = x.shape
     for i in range(n):
@@ -183,8 +204,10 @@ def _cross_entropy_rows_grad(x, lse, target, valid, smoothing, row_scale, out):
                 out[i, j] = 0.0
             continue
         scale = row_scale[i]
+        uniform = out.dtype.type(smoothing / c)
+        _exp_shifted(x[i], lse[i], out[i])          # softmax = e^{x - lse}
         for j in range(c):
-            out[i, j] = (math.exp(x[i, j] - lse[i]) - smoothing / c) * scale
+            out[i, j] = (out[i, j] - uniform) * scale
         out[i, target[i]] -= (1.0 - smoothing) * scale
 
 
