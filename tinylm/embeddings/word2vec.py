@@ -19,6 +19,8 @@ What happens, in gensim's order (so the two give vectors of the same quality):
    distribution raised to ``ns_exponent=0.75``; the Numba kernel runs the epoch on
    ``workers`` threads with lock-free ("Hogwild") updates. With ``workers > 1`` the result
    depends on thread timing, as in gensim and word2vec.c; ``workers=1`` is reproducible.
+   ``device="cuda"`` runs the same updates on a GPU instead, thousands of examples at once
+   with atomic adds (``kernels/word2vec_gpu.py``; never reproducible to the last bit).
    ``negative=0`` (and ``hs=0``): the full softmax over the vocabulary, trained through the
    autograd engine (``word2vec_autograd.py``); O(V) per pair, for small vocabularies and for
    teaching. gensim has no full softmax (it would need ``hs=1``, hierarchical softmax, which
@@ -34,6 +36,7 @@ from collections import Counter
 import numba
 import numpy as np
 
+from ..backend import check_device
 from ..errors import TinyLMError
 from ..io import load_npz, save_npz
 from ..kernels import word2vec_cpu
@@ -76,7 +79,7 @@ class Word2Vec:
     def __init__(self, sentences=None, vector_size=100, alpha=0.025, window=5, min_count=5,
                  max_final_vocab=None, sample=1e-3, seed=1, workers=2, min_alpha=0.0001, sg=0,
                  hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, epochs=5, compute_loss=False,
-                 batch_words=64):
+                 batch_words=64, device="cpu"):
         for name, value, low in (("vector_size", vector_size, 1), ("window", window, 1),
                                  ("min_count", min_count, 1), ("workers", workers, 1),
                                  ("epochs", epochs, 1), ("negative", negative, 0)):
@@ -95,6 +98,13 @@ class Word2Vec:
         if not (alpha > 0 and 0 <= min_alpha <= alpha):
             raise TinyLMError(f"Word2Vec: need alpha > 0 and 0 <= min_alpha <= alpha, got "
                               f"alpha={alpha!r}, min_alpha={min_alpha!r}")
+        self.device = check_device(device, "Word2Vec")
+        if self.device == "cuda":
+            if negative == 0:
+                raise TinyLMError("Word2Vec: device='cuda' trains with negative sampling; the "
+                                  "full softmax (negative=0) runs on the CPU only")
+            from .. import cuda
+            cuda.require("Word2Vec(device='cuda')")
         self.vector_size, self.alpha, self.min_alpha = int(vector_size), alpha, min_alpha
         self.window, self.min_count, self.max_final_vocab = int(window), min_count, max_final_vocab
         self.sample, self.seed, self.workers = sample, seed, int(workers)
@@ -231,6 +241,9 @@ class Word2Vec:
 
     def _train_negative_sampling(self, corpus, offsets, epochs, start_alpha, end_alpha,
                                  want_loss):
+        if self.device == "cuda":
+            return self._train_negative_sampling_gpu(corpus, offsets, epochs, start_alpha,
+                                                     end_alpha, want_loss)
         chunk_starts = self._chunks(offsets)
         threads = min(self.workers, numba.config.NUMBA_NUM_THREADS)
         previous = numba.get_num_threads()
@@ -251,6 +264,28 @@ class Word2Vec:
                 self.loss_history.append(float(losses.sum()))
         finally:
             numba.set_num_threads(previous)
+        self.running_training_loss = sum(self.loss_history)
+        return effective
+
+    def _train_negative_sampling_gpu(self, corpus, offsets, epochs, start_alpha, end_alpha,
+                                     want_loss):
+        """The vectors go to the GPU for the whole call and come back at the end."""
+        from .. import cuda
+        from ..kernels import word2vec_gpu
+        cupy = cuda.require("Word2Vec(device='cuda')")
+        syn0, syn1neg = cupy.asarray(self.wv.vectors), cupy.asarray(self.syn1neg)
+        effective = 0
+        self.loss_history = []
+        for epoch in range(epochs):
+            loss, eff = word2vec_gpu.train_epoch(
+                syn0, syn1neg, corpus, offsets, self.alias_threshold, self.alias_index,
+                self.sample_ints, bool(self.sg), self.window, self.negative, epoch, epochs,
+                float(start_alpha), float(end_alpha), self.rng, bool(want_loss), xp=cupy,
+                update=word2vec_gpu.update_gpu)
+            effective += eff
+            self.loss_history.append(loss)
+        self.wv.vectors[...] = cupy.asnumpy(syn0)
+        self.syn1neg[...] = cupy.asnumpy(syn1neg)
         self.running_training_loss = sum(self.loss_history)
         return effective
 
