@@ -693,8 +693,9 @@ ch.savefig(fig, "10_attention_weights.png")
 # (the e^(-m) cancels). The max is there only so no exponential overflows, exactly as in
 # the one-pass softmax. The backward needs the weights again: it rebuilds each block from
 # q, k and the saved log-sum-exp m + log l (p_j = e^(s_j - lse)), so nothing of size T x T
-# is ever stored. This is FlashAttention's idea; tinylm's `StreamingAttention` runs it on
-# tiles of 256 queries x 256 keys, the products done by BLAS.
+# is ever stored. This is FlashAttention's idea; tinylm's `FusedAttention` runs it on tiles
+# of 256 queries x 256 keys, the products done by BLAS, once a head has more scores than one
+# tile (below, it keeps the small weights matrix for the backward, which is faster).
 
 # %%
 ch.section("9. The online softmax: exact, block by block, without the T x T matrix")
@@ -731,7 +732,8 @@ for t in (Q9, K9b, V9b):
 with kernels.use("reference"):
     slow = F.scaled_dot_product_attention(Q9, K9b, V9b, is_causal=True)
     slow.sum().backward()
-ch.check(f"StreamingAttention == the naive formula at T = {Tq} (output)", (fast, slow, 1e-12))
+ch.check(f"FusedAttention (streaming) == the naive formula at T = {Tq} (output)",
+         (fast, slow, 1e-12))
 ch.check("... and dQ, dK, dV", all(np.allclose(a, t.grad, rtol=0, atol=1e-11)
                                    for a, t in zip(fast_grads, (Q9, K9b, V9b))))
 

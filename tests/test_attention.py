@@ -329,16 +329,23 @@ def test_kv_cache_prefill_then_steps(rng):
     assert len(cache) == 0
 
 
+@pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("is_causal", [False, True])
-def test_mha_without_weights_streams_and_equals_the_formula(rng, is_causal, monkeypatch):
-    """need_weights=False, no masks but the causal line: the streaming kernel runs (made to
-    kick in at these small sizes) and gives the formula's output and gradients, also with a
-    prefilled KV cache (the causal line bottom-right aligned)."""
-    monkeypatch.setattr(F, "STREAMING_MIN_SCORES", 10)
+def test_mha_without_weights_is_fused_and_equals_the_formula(rng, is_causal, streaming,
+                                                             monkeypatch):
+    """need_weights=False, no masks but the causal line: one FusedAttention node runs (the
+    streaming kernel too when made to kick in at these small sizes) and gives the formula's
+    output and gradients, also with a prefilled KV cache (causal line bottom-right aligned)."""
+    if streaming:
+        monkeypatch.setattr(F, "STREAMING_MIN_SCORES", 10)
     calls = []
-    original = F.StreamingAttention.forward
-    monkeypatch.setattr(F.StreamingAttention, "forward",
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    original = F.FusedAttention.forward
+
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls.append(self.weights is None)        # True when it streamed
+        return out
+    monkeypatch.setattr(F.FusedAttention, "forward", spy)
     mha = make_mha(batch_first=True)
     x = rng.standard_normal((2, 9, 8))
     results = []
@@ -349,7 +356,7 @@ def test_mha_without_weights_streams_and_equals_the_formula(rng, is_causal, monk
         (out * out).sum().backward()
         results.append((out.data, xt.grad, mha.in_proj_weight.grad.copy()))
         assert (w is None) == (not need_weights)
-    assert len(calls) == 1
+    assert calls == [streaming]
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     cache = KVCache()

@@ -577,29 +577,62 @@ def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, tra
     return weights @ value, weights
 
 
-# Below one tile of scores per head (bench_gpt_step.py, T = 64) the formula with its weights
-# kept is faster: the streaming backward recomputes the scores, which only pays when holding
-# them is what costs (measured: GPT step 157 ms streaming vs 141 ms the formula).
+# Up to one tile of scores per head the weights are kept for the backward (GPT at T = 64:
+# the streaming backward recomputes the scores, which only pays when holding them is what
+# costs; measured: GPT step 157 ms streaming vs 141 ms with the weights kept); beyond, the
+# online softmax over tiles, O(T d) memory per head.
 STREAMING_MIN_SCORES = 256 * 256
 
 
-class StreamingAttention(Function):
-    """softmax(Q K^T * scale, causal) V without the (L, S) weights: the online softmax over
-    tiles of keys (``kernels.cpu.attention_forward``), memory O(T d) per head, and a backward
-    that rebuilds each tile of weights from Q, K and the saved log-sum-exp. What
-    ``scaled_dot_product_attention`` runs when there is no explicit mask, no dropout and more
-    than ``STREAMING_MIN_SCORES`` scores per head;
-    ``TINYLM_KERNELS=reference`` runs the naive formula in its place."""
+class FusedAttention(Function):
+    """softmax(Q K^T * scale, causal) V as ONE Function: what ``scaled_dot_product_attention``
+    and ``nn.MultiheadAttention`` run when there is no explicit mask and no dropout.
 
-    def forward(self, q, k, v, scale, causal_offset=None):
+    Up to ``STREAMING_MIN_SCORES`` scores per head it computes the formula in place (one
+    batched product for the scores, scaled and masked in place, the softmax kernel, one
+    product with V) and keeps the weights P; the backward is the formula's, by hand:
+
+        dV = P^T g,   dP = g V^T,   dS = P * (dP - rowsum(dP * P)) * scale,
+        dQ = dS K,    dK = dS^T Q
+
+    Beyond, it runs the streaming kernels (``kernels.cpu.attention_forward``: the online
+    softmax over tiles of keys, never holding the (L, S) weights; the backward rebuilds each
+    tile from Q, K and the saved log-sum-exp). One node instead of the six the composed
+    formula records (transpose, two products, scale, mask, softmax), and half the
+    temporaries. ``TINYLM_KERNELS=reference`` runs the naive formula in the streaming
+    kernels' place. Second derivatives go through a rule in ``higher_order.py``."""
+
+    def forward(self, q, k, v, scale, causal_offset=None, streaming=None):
+        """``streaming``: None picks by size (see above); True or False forces the choice
+        (tests and chapter 10 run both paths on the same small input)."""
         self.q, self.k, self.v, self.scale, self.offset = q, k, v, scale, causal_offset
-        self.out, self.lse = kernel("attention_forward", q, k, v)(q, k, v, scale,
-                                                                  causal_offset)
-        return self.out
+        L, S = q.shape[-2], k.shape[-2]
+        if streaming or (streaming is None and L * S > STREAMING_MIN_SCORES):
+            self.weights = None
+            self.out, self.lse = kernel("attention_forward", q, k, v)(q, k, v, scale,
+                                                                      causal_offset)
+            return self.out
+        xp = get_array_module(q)
+        scores = q @ k.swapaxes(-1, -2)
+        scores *= scale
+        if causal_offset is not None:
+            xp.copyto(scores, -math.inf, where=~causal_mask(L, S, causal_offset))
+        self.weights = kernel("softmax_forward", scores)(scores)
+        return self.weights @ v
 
     def backward(self, g):
-        return kernel("attention_backward", self.q, self.k, self.v, g)(
-            self.q, self.k, self.v, self.out, self.lse, g, self.scale, self.offset)
+        q, k, v, p = self.q, self.k, self.v, self.weights
+        if p is None:
+            return kernel("attention_backward", q, k, v, g)(
+                q, k, v, self.out, self.lse, g, self.scale, self.offset)
+        need_q, need_k, need_v = self.needs_grad
+        dv = p.swapaxes(-1, -2) @ g if need_v else None
+        if not (need_q or need_k):
+            return None, None, dv
+        dp = g @ v.swapaxes(-1, -2)
+        ds = kernel("softmax_backward", p, dp)(p, dp)
+        ds *= self.scale
+        return (ds @ k if need_q else None, ds.swapaxes(-1, -2) @ q if need_k else None, dv)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
@@ -621,10 +654,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     A8's ERRATUM: the document calls this formula "MultiHeadAttention"; it is ONE head.
     Multi-head attention is ``nn.MultiheadAttention``: Concat(head_1..head_h) W_O.
 
-    Without ``attn_mask`` and dropout, for more than one tile of scores, it runs
-    ``StreamingAttention`` (the online softmax over tiles of keys, never holding the (L, S)
-    weights); otherwise the formula as written, from
-    tinylm ops (matmul, softmax, masked_fill). Both are differentiable to any order. A query
+    Without ``attn_mask`` and dropout it runs ``FusedAttention`` (one node; beyond one tile
+    of scores per head the online softmax over tiles of keys, never holding the (L, S)
+    weights); otherwise the formula as written, from tinylm ops (matmul, softmax,
+    masked_fill). Both are differentiable to any order. A query
     whose every key is masked raises ``TinyLMError`` (PyTorch gives NaN).
     """
     name = "scaled_dot_product_attention"
@@ -642,11 +675,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if not 0 <= dropout_p <= 1:
         raise TinyLMError(f"{name}: dropout_p must be in [0, 1], got {dropout_p}")
     L, S = query.shape[-2], key.shape[-2]
-    if attn_mask is None and dropout_p == 0 and L * S > STREAMING_MIN_SCORES and \
+    if attn_mask is None and dropout_p == 0 and \
             query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
-        # no weights to mask, drop or return, and more scores than one tile: the streaming
-        # kernel, O(T d) memory per head
-        return StreamingAttention.apply(
+        # no weights to mask, drop or return: one fused node (streaming beyond one tile)
+        return FusedAttention.apply(
             query, key, value, scale=1 / math.sqrt(query.shape[-1]) if scale is None
             else scale, causal_offset=0 if is_causal else None)
     allowed = additive = None

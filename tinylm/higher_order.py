@@ -154,7 +154,7 @@ def _cross_entropy(fn, g):
     return (grad * scale).reshape(fn.in_shape)
 
 
-def _streaming_attention(fn, g):
+def _fused_attention(fn, g):
     """The backward of softmax(Q K^T s) V written with differentiable ops, the (L, S)
     weights rebuilt (second derivatives are for checking, not for long sequences)."""
     q, k, v = fn.inputs
@@ -210,7 +210,7 @@ RULES = {
     F.Embedding: _embedding,
     F.LayerNormalize: _layer_normalize,
     F.CrossEntropy: _cross_entropy,
-    F.StreamingAttention: _streaming_attention,
+    F.FusedAttention: _fused_attention,
     F.BinaryCrossEntropy: _binary_cross_entropy,
     F.BCEWithLogits: lambda fn, g: (g * (F.sigmoid(fn.inputs[0]) - fn.inputs[1]),
                                     -g * fn.inputs[0]),

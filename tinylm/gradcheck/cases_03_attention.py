@@ -27,12 +27,13 @@ def _sdpa(shape_q, shape_kv, **kw):
     return build
 
 
-def _streaming(shape_q, shape_kv, causal_offset):
-    """The online-softmax kernel itself (SDPA uses it only beyond a tile of scores)."""
+def _fused(shape_q, shape_kv, causal_offset, streaming):
+    """FusedAttention itself, its streaming path forced on or off (by size, SDPA streams
+    only beyond a tile of scores)."""
     def build(rng):
         q, k, v = leaf(rng, *shape_q), leaf(rng, *shape_kv), leaf(rng, *shape_kv)
-        return (lambda: F.StreamingAttention.apply(q, k, v, scale=0.4,
-                                                   causal_offset=causal_offset)), [q, k, v]
+        return (lambda: F.FusedAttention.apply(q, k, v, scale=0.4, causal_offset=causal_offset,
+                                               streaming=streaming)), [q, k, v]
     return build
 
 
@@ -111,8 +112,10 @@ def _cases():
         GradCase("sdpa[bool mask]", _sdpa((2, 3, 4), (2, 4, 4), attn_mask=_ALLOWED)),
         GradCase("sdpa[float -inf mask]", _sdpa((3, 2), (4, 2), attn_mask=_CAUSAL_FLOAT)),
         GradCase("sdpa[scale, heads]", _sdpa((1, 2, 3, 2), (1, 2, 4, 2), scale=0.3)),
-        GradCase("StreamingAttention[causal]", _streaming((2, 5, 3), (2, 6, 3), 1)),
-        GradCase("StreamingAttention", _streaming((2, 4, 3), (2, 6, 3), None)),
+        GradCase("FusedAttention[streaming, causal]", _fused((2, 5, 3), (2, 6, 3), 1, True)),
+        GradCase("FusedAttention[streaming]", _fused((2, 4, 3), (2, 6, 3), None, True)),
+        GradCase("FusedAttention[weights kept, causal]", _fused((2, 5, 3), (2, 6, 3), 1,
+                                                                False)),
         GradCase("nn.MultiheadAttention[self]", _mha_case()),
         GradCase("nn.MultiheadAttention[self, causal, per-head weights]",
                  _mha_case(causal=True, per_head=True)),

@@ -239,12 +239,11 @@ class MultiheadAttention(Module):
             k, v = kv_cache.update(k, v)
         total = past + S
         if (not need_weights and attn_mask is None and key_padding_mask is None
-                and not (self.dropout > 0 and self.training)
-                and L * total > F.STREAMING_MIN_SCORES):
-            # nothing to mask but the causal line, nothing to drop or return: the streaming
-            # kernel, O(T d) memory per head (the causal line bottom-right aligned, as the
-            # mask below, so cached keys stay visible)
-            out, weights = F.StreamingAttention.apply(
+                and not (self.dropout > 0 and self.training)):
+            # nothing to mask but the causal line, nothing to drop or return: one fused node,
+            # streaming beyond one tile of scores (the causal line bottom-right aligned, as
+            # the mask below, so cached keys stay visible)
+            out, weights = F.FusedAttention.apply(
                 q, k, v, scale=1 / math.sqrt(self.head_dim),
                 causal_offset=total - L if is_causal else None), None
         else:
