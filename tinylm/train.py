@@ -20,6 +20,11 @@ A checkpoint (``out_dir/ckpt.safetensors``, written atomically) holds the model,
 optimiser state, the iteration, the log and the state of EVERY random generator (the batch
 sampler's and each dropout layer's), so ``fit(resume=True)`` continues exactly: the losses
 after a resume are the losses an uninterrupted run gives.
+
+Data parallel (C7): ``Trainer(..., parallel=DistributedDataParallel(model))`` under
+``mpiexec -n N``: every rank draws the same batch, trains on its B/N rows, averages the
+gradients (``sync_gradients``) and takes the same step; the logged losses are the whole
+batch's, and rank 0 alone prints and writes files (every rank can resume from them).
 """
 import csv
 import json
@@ -86,8 +91,13 @@ def _default_loss(model, x, y):
 
 
 class Trainer:
-    def __init__(self, model, optimizer, get_batch, config=None, loss_fn=None, metadata=None):
+    def __init__(self, model, optimizer, get_batch, config=None, loss_fn=None, metadata=None,
+                 parallel=None):
         self.model, self.optimizer, self.get_batch = model, optimizer, get_batch
+        if parallel is not None and parallel.module is not model:
+            raise TinyLMError("Trainer: parallel= must wrap this trainer's model")
+        self.parallel = parallel                # None: one process
+        self.is_root = parallel is None or parallel.rank == 0     # prints and writes files
         self.config = config or TrainConfig()
         self.loss_fn = loss_fn or _default_loss
         self.metadata = metadata or {}          # saved with checkpoints (model config, ...)
@@ -103,7 +113,7 @@ class Trainer:
     def fit(self, resume=False):
         """Train to ``max_iters``; returns the history ({"train": rows, "eval": rows})."""
         cfg = self.config
-        if self.out_dir:
+        if self.out_dir and self.is_root:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_checkpoint(self._checkpoint_path(must_exist=True))
@@ -132,7 +142,8 @@ class Trainer:
                 bar.close()
         if self.out_dir:
             self.save_checkpoint(self._checkpoint_path())
-            self._write_logs()
+            if self.is_root:
+                self._write_logs()
         return self.history
 
     def _step(self, it):
@@ -141,18 +152,25 @@ class Trainer:
             group["lr"] = lr
         self.model.train()
         x, y = self.get_batch("train", self.data_rng)
+        n_tokens = int(np.size(x))
+        if self.parallel is not None:           # this rank's rows of the batch
+            x, y = self.parallel.shard(x), self.parallel.shard(y)
         loss = self.loss_fn(self.model, x, y)
         value = loss.item()
+        if self.parallel is not None:           # the batch's loss: the mean of the shards'
+            value = self.parallel.mean(value)
         if not math.isfinite(value):
             raise TinyLMError(f"train: the loss is {value} at iteration {it} (lr {lr:.3g}); "
                               f"lower the learning rate or check the data. The last "
                               f"checkpoint, if any, is intact.")
         self.optimizer.zero_grad()
         loss.backward()
+        if self.parallel is not None:           # mean gradient over the ranks (C7)
+            self.parallel.sync_gradients()
         if self.config.grad_clip:
             clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return value, int(np.size(x))
+        return value, n_tokens
 
     @no_grad()
     def evaluate(self, it=0):
@@ -160,10 +178,12 @@ class Trainer:
         self.model.eval()
         rng = np.random.default_rng([self.config.seed, it, 1])
         out = {}
+        shard = self.parallel.shard if self.parallel is not None else (lambda a: a)
         for split in ("train", "val"):
-            losses = [self.loss_fn(self.model, *self.get_batch(split, rng)).item()
+            losses = [self.loss_fn(self.model, *map(shard, self.get_batch(split, rng))).item()
                       for _ in range(self.config.eval_iters)]
-            out[split] = float(np.mean(losses))
+            out[split] = float(np.mean(losses)) if self.parallel is None else \
+                self.parallel.mean(np.mean(losses))
         self.model.train()
         return out
 
@@ -174,12 +194,12 @@ class Trainer:
         self.history["eval"].append({"iter": it, "train_loss": losses["train"],
                                      "val_loss": losses["val"]})
         self.best_val_loss = min(self.best_val_loss, losses["val"])
-        if self.config.progress:
+        if self.config.progress and self.is_root:
             print(f"iter {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}",
                   flush=True)
 
     def _progress_bar(self):
-        if not self.config.progress:
+        if not (self.config.progress and self.is_root):
             return None
         from tqdm import tqdm
         return tqdm(total=self.config.max_iters, initial=self.iter, desc="train",
@@ -204,6 +224,17 @@ class Trainer:
         return gens
 
     def save_checkpoint(self, path):
+        """Write the checkpoint. With ``parallel`` every rank calls this: the replicas are
+        checked to be identical, rank 0 alone writes, and all return once the file is
+        complete (so any rank may load it next)."""
+        if self.parallel is not None:
+            self.parallel.check_in_sync(self.optimizer)
+        if self.is_root:
+            self._write_checkpoint(path)
+        if self.parallel is not None:
+            self.parallel.barrier()
+
+    def _write_checkpoint(self, path):
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         opt = self.optimizer.state_dict()
         scalars = {}
@@ -241,6 +272,8 @@ class Trainer:
                               f"model's (differ in {sorted(missing)}); is it the same model?")
         for name, g in gens.items():
             g.bit_generator.state = meta["rng"][name]
+        if self.parallel is not None:           # the file holds rank 0's dropout streams
+            self.parallel.decorrelate_generators()
         self.iter, self.best_val_loss = meta["iter"], meta["best_val_loss"]
         self.train_seconds, self.tokens = meta["train_seconds"], meta["tokens"]
         self.history = meta["history"]

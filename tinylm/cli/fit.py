@@ -7,6 +7,7 @@ from .. import checkpoint
 from ..errors import TinyLMError
 from ..io import save_json
 from ..optim import AdamW
+from ..parallel import DistributedDataParallel, world_size
 from ..train import CHECKPOINT_NAME, Trainer, TrainConfig
 from .checkpoints import _checkpoint_path
 
@@ -25,7 +26,10 @@ def _trainer(args, model, optimizer, get_batch, metadata, loss_fn=None):
                          grad_clip=args.grad_clip, eval_interval=args.eval_interval,
                          eval_iters=args.eval_iters, out_dir=args.out, seed=args.seed,
                          progress=not args.quiet)
-    return Trainer(model, optimizer, get_batch, config, loss_fn=loss_fn, metadata=metadata)
+    # under mpiexec -n N: data parallel, each rank on B/N rows of every batch (C7)
+    parallel = DistributedDataParallel(model) if world_size() > 1 else None
+    return Trainer(model, optimizer, get_batch, config, loss_fn=loss_fn, metadata=metadata,
+                   parallel=parallel)
 
 
 def _adamw(model, args):
@@ -53,6 +57,8 @@ def _fit(args, kind, model, get_batch, metadata, loss_fn=None, score=None):
                                   f"{key.replace('_', ' ')}; resume with the same arguments")
     trainer = _trainer(args, model, _adamw(model, args), get_batch, metadata, loss_fn)
     trainer.fit(resume=args.resume)
+    if not trainer.is_root:            # rank 0 alone scores, writes and prints
+        return 0
     metrics = {"model": kind, "parameters": int(model.num_parameters()), **trainer.metrics()}
     model.eval()
     if score is not None:

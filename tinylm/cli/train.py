@@ -10,6 +10,7 @@ from ..datasets.synthetic import STDLIB_PACKAGES
 from ..errors import TinyLMError
 from ..metrics import perplexity
 from ..models import GPT, RNNLM, GPTConfig, Seq2SeqTransformer
+from ..parallel import abort_on_error
 from ..text import CharTokenizer, WordTokenizer, random_windows
 from ..train import lm_window_loss
 from .checkpoints import _build_model
@@ -55,6 +56,7 @@ def _gpt_parser(models):
     p.set_defaults(handler=_train_gpt)
 
 
+@abort_on_error        # under mpiexec: an error on one rank ends every rank, none hangs
 def _train_gpt(args):
     spec = {"corpus": args.corpus, "tokenizer": args.tokenizer, "vocab_size": args.vocab_size,
             "min_count": args.min_count, "max_vocab": args.max_vocab}
@@ -97,6 +99,7 @@ def _rnnlm_parser(models):
     p.set_defaults(handler=_train_rnnlm)
 
 
+@abort_on_error
 def _train_rnnlm(args):
     spec = {"corpus": args.corpus, "min_count": args.min_count, "max_vocab": args.max_vocab}
     ids, tok = _rnnlm_data(spec)
@@ -146,6 +149,7 @@ def _classifier_loss(model, x, y):
     return F.cross_entropy(model(x, (x != 0).sum(axis=1)), y)
 
 
+@abort_on_error
 def _train_classifier(args):
     spec = {"data": args.data, "seed": args.seed, "packages": list(args.packages)}
     parts, names = _classification_data(spec)
@@ -218,6 +222,7 @@ def _translation_spec(args):
             "unit": "char" if args.data == "dates" else "word"}
 
 
+@abort_on_error
 def _train_translator(args):
     spec = _translation_spec(args)
     parts = _translation_data(spec)
