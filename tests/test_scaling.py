@@ -87,7 +87,7 @@ def test_matmul_flops_and_graph_bytes_refuse_what_they_cannot_count():
         scaling.graph_bytes(np.ones(3))
     cfg = GPTConfig(block_size=300, vocab_size=10, n_layer=1, n_head=1, n_embd=4)
     _, loss = _forward(cfg, 1, 260)                      # 260^2 > 256^2: the streaming kernel
-    with pytest.raises(TinyLMError, match="StreamingAttention"):
+    with pytest.raises(TinyLMError, match="streaming FusedAttention"):
         scaling.matmul_flops(loss)
 
 

@@ -145,16 +145,26 @@ def matmul_flops(output):
     forward pass; its backward computes one product of the same size for each input that
     needs a gradient (dL/da = g b^T, dL/db = a^T g).
 
-    The streaming attention kernel (sequences longer than 256) computes its products tile by
-    tile, skipping masked tiles, which this count does not model: it raises TinyLMError."""
+    ``FusedAttention`` counts as its two products (Q K^T, P V) and the four of its backward.
+    Its streaming path (sequences longer than 256) computes them tile by tile, skipping
+    masked tiles, which this count does not model: it raises TinyLMError."""
     forward = backward = products = 0
     for node in _graph_nodes(output, "matmul_flops"):
         fn = node.creator
         name = type(fn).__name__
-        if name == "StreamingAttention":
-            raise TinyLMError("matmul_flops: the graph holds a StreamingAttention node (more than "
-                              "256 x 256 scores per head), whose tiled products are not counted "
-                              "here; count a sequence of at most 256 tokens")
+        if name == "FusedAttention":
+            if fn.weights is None:
+                raise TinyLMError("matmul_flops: the graph holds a streaming FusedAttention node "
+                                  "(more than 256 x 256 scores per head), whose tiled products "
+                                  "are not counted here; count a sequence of at most 256 tokens")
+            # S = Q K^T and P V forward; backward dV = P^T g, dP = g V^T, dQ = dS K, dK = dS^T Q
+            scores = _product_flops(fn.q.shape, fn.k.shape[:-2] + fn.k.shape[-1:-3:-1])
+            mixing = _product_flops(fn.weights.shape, fn.v.shape)
+            need_q, need_k, need_v = (bool(n) for n in fn.needs_grad)
+            forward += scores + mixing
+            backward += mixing * (need_v + (need_q or need_k)) + scores * (need_q + need_k)
+            products += 2
+            continue
         if name != "MatMul":
             continue
         f = _product_flops(fn.a.shape, fn.b.shape)
@@ -210,12 +220,13 @@ def graph_bytes(output, exclude=(), by_op=False):
 def gpt_activation_bytes(config, batch, seq_len=None, float_bytes=4):
     """The bytes ``graph_bytes`` finds after ``GPT(config)(idx, targets)`` in training mode,
     by formula, term by term (dropout must be 0: dropout masks are not modelled). Per token
-    and block, in floats, with biases: 36 d + 4 H T + 2 (naive attention) or 36 d + H + 2 (the
-    streaming kernel, T^2 > 256^2, which keeps no T x T array); 25 d instead of 36 d without
+    and block, in floats, with biases: 36 d + H T + 2 (``FusedAttention`` keeps the softmax
+    weights) or 36 d + H + 2 (its streaming path, T^2 > 256^2, which keeps no T x T array,
+    only the log-sum-exp); 25 d instead of 36 d without
     biases (no bias-add outputs). Every intermediate is kept, because each Function holds its
     inputs: that is why it is far above the 2 d-ish a fused implementation needs.
 
-    Returns {"blocks", "masks", "embeddings", "final_norm", "logits_and_loss", "token_ids",
+    Returns {"blocks", "embeddings", "final_norm", "logits_and_loss", "token_ids",
     "total"} in bytes."""
     L, d, V, T, H, bias, dropout = _dims(config, "gpt_activation_bytes")
     if dropout:
@@ -231,18 +242,15 @@ def gpt_activation_bytes(config, batch, seq_len=None, float_bytes=4):
     # floats per token and block, with biases (the "+b" outputs go without them: 11 d):
     #   ln_1: x_hat d, 1/std 1, x_hat*w d, +b d                          3 d + 1
     #   c_attn: x W^T 3d, +b 3d (q, k, v are views of it)               6 d
-    #   naive attention: Q K^T, *scale, masked, softmax, H T each        4 H T
+    #   FusedAttention: the softmax weights, H T                         H T
     #     (streaming: only the log-sum-exp, H)
     #   weights @ V d, heads merged (a copy) d, c_proj d, +b d, residual d    5 d
     #   ln_2: as ln_1                                                    3 d + 1
     #   c_fc 4d, +b 4d, GELU's Phi(x) 4d and its output 4d               16 d
     #   mlp.c_proj d, +b d, residual d                                   3 d
-    per_token = (36 if bias else 25) * d + 2 + (H if streaming else 4 * H * T)
+    per_token = (36 if bias else 25) * d + 2 + (H if streaming else H * T)
     parts = {
         "blocks": L * tokens * per_token * f,
-        # the causal mask (T x T booleans) and two scalars (the 1/sqrt(d_k) scale, the -inf
-        # fill) per block; the streaming kernel needs none of them
-        "masks": 0 if streaming else L * (T * T + 2 * f),
         # wte(idx) per token, wpe(pos) once per position, their sum per token
         "embeddings": (2 * tokens * d + T * d) * f,
         "final_norm": tokens * ((3 if bias else 2) * d + 1) * f,
