@@ -344,6 +344,36 @@ def ch16():
 
 
 @pytest.mark.ch16
+def test_c7_shard_gradients_combine_to_the_batch_gradient(ch16):
+    x, y = ch16.lm_batch(4, 12)
+    full = ch16.batch_gradient(ch16.tiny_gpt(), x, y)
+    equal = ch16.shard_gradients(ch16.tiny_gpt, x, y, [0, 4, 8, 12])
+    assert ch16.max_difference(ch16.combine(equal, [1 / 3] * 3), full) < 1e-12
+    uneven = ch16.shard_gradients(ch16.tiny_gpt, x, y, [0, 3, 12])
+    assert ch16.max_difference(ch16.combine(uneven, [3 / 12, 9 / 12]), full) < 1e-12
+    assert ch16.max_difference(ch16.combine(uneven, [0.5, 0.5]), full) > 1e-4
+
+
+@pytest.mark.ch16
+def test_c7_chapter_data_parallel_step_equals_the_plain_step(ch16):
+    losses, model, ddp = ch16.train_tiny(3, parallel=True)
+    plain_losses, plain, _ = ch16.train_tiny(3, parallel=False)
+    np.testing.assert_allclose(losses, plain_losses, rtol=0, atol=1e-12)
+    for p, q in zip(model.parameters(), plain.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-12)
+    assert ddp.allreduce_calls == 3 * len(ddp.buckets)
+
+
+@pytest.mark.ch16
+def test_c7_chapter_pipeline_and_measurements_run_as_one_process(ch16):
+    whole = ch16.train_pipeline(ch16.tiny_gpt(n_layer=3), 2)
+    split = ch16.train_pipeline(LocalPipeline(ch16.tiny_gpt(n_layer=3), 2, 2), 2, 2)
+    np.testing.assert_allclose(split, whole, rtol=0, atol=1e-12)
+    assert ch16.measured_on_rank_0(lambda: {"a": [1.5, None]}) == {"a": [1.5, None]}
+    assert ch16.copy_bandwidth(2 ** 16, 2) > 0
+
+
+@pytest.mark.ch16
 def test_chapter_16_runs(tmp_path):
     out = assert_chapter_passes("16_parallel.py", tmp_path,
                                 ["16_speedup.png", "16_allreduce.png"])
