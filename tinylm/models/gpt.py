@@ -74,7 +74,12 @@ class CausalSelfAttention(Module):
         only the new positions of ``x`` are computed, attending to the past ones too."""
         B, T, E = x.shape
         H = self.n_head
-        q, k, v = F.split(self.c_attn(x), 3, axis=2)
+        # q, k, v from the three row blocks of c_attn's weight: slicing the (3E, E) weight
+        # rather than the (B, T, 3E) output keeps the backward's scatter and sums small
+        weight, bias = self.c_attn.weight, self.c_attn.bias
+        q, k, v = (F.linear(x, weight[i * E:(i + 1) * E],
+                            None if bias is None else bias[i * E:(i + 1) * E])
+                   for i in range(3))
         q, k, v = (t.reshape(B, T, H, E // H).transpose(1, 2) for t in (q, k, v))  # (B,H,T,hd)
         past = 0
         if cache is not None:
