@@ -31,10 +31,9 @@ from .threads import blas_threads, max_numba_threads, numba_threads, softmax_row
 
 __all__ = [
     "ParallelError", "OneProcess", "get_comm", "rank", "world_size", "is_root", "barrier",
-    "idle_barrier", "abort",
-    "abort_on_error", "launched_size", "mpi_available", "find_mpiexec",
+    "idle_barrier", "abort", "abort_on_error", "launched_size", "mpi_available", "find_mpiexec",
     "DistributedDataParallel", "plan_buckets", "Pipeline", "LocalPipeline", "GPTStage",
-    "stage_layers", "bubble_fraction", "ring_allreduce_seconds", "ring_allreduce_simulated", "measure_allreduce",
-    "fit_latency_bandwidth", "softmax_rows", "numba_threads", "blas_threads",
-    "max_numba_threads",
+    "stage_layers", "bubble_fraction", "ring_allreduce_seconds", "ring_allreduce_simulated",
+    "measure_allreduce", "fit_latency_bandwidth", "softmax_rows", "numba_threads",
+    "blas_threads", "max_numba_threads",
 ]

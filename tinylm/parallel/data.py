@@ -170,13 +170,11 @@ class DistributedDataParallel:
                 present[i] = g is not None
                 values[start:stop] = 0 if g is None else g.reshape(-1)
             self._allreduce(bucket.buffer)
-            partial = [name for name, count in zip(bucket.names, present)
-                       if count not in (0, self.world_size)]
-            if partial:
-                raise ParallelError(f"DistributedDataParallel.sync_gradients: {partial[0]} has "
-                                    f"a gradient on {int(present[bucket.names.index(partial[0])])}"
-                                    f" of {self.world_size} ranks; every rank must run the "
-                                    f"same computation")
+            for name, count in zip(bucket.names, present):     # now: how many ranks had one
+                if count not in (0, self.world_size):
+                    raise ParallelError(f"DistributedDataParallel.sync_gradients: {name} has a "
+                                        f"gradient on {int(count)} of {self.world_size} ranks; "
+                                        f"every rank must run the same computation")
             values /= self.world_size
             for name, p, (start, stop) in zip(bucket.names, bucket.params, bucket.slices):
                 g = _grad_array(name, p)

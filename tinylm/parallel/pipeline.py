@@ -66,10 +66,10 @@ class GPTStage(Module):
         super().__init__()
         if not isinstance(gpt, GPT):
             raise TinyLMError(f"GPTStage: expected a tinylm GPT, got {type(gpt).__name__}")
-        start, stop = stage_layers(gpt.config.n_layer, n_stages)[stage] \
-            if isinstance(stage, int) and 0 <= stage < n_stages else (None, None)
-        if start is None:
+        layers = stage_layers(gpt.config.n_layer, n_stages)
+        if not (isinstance(stage, int) and 0 <= stage < n_stages):
             raise TinyLMError(f"GPTStage: stage must be in 0..{n_stages - 1}, got {stage!r}")
+        start, stop = layers[stage]
         self.stage, self.n_stages, self.config = stage, n_stages, gpt.config
         self.first, self.last = stage == 0, stage == n_stages - 1
         self.layers = (start, stop)
@@ -148,7 +148,6 @@ def _decay_groups(params, weight_decay):
 class _Schedule:
     """What the one-process and the MPI pipelines share: the training step around the
     schedule (``forward_backward``), the tied-weight exchange and the global clipping."""
-    micro_batches = 1
 
     def configure_optimizers(self, weight_decay, learning_rate, betas):
         return AdamW(_decay_groups(list(self.parameters()), weight_decay), lr=learning_rate,

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from .comm import ParallelError
 
 __all__ = ["softmax_rows", "numba_threads", "blas_threads", "max_numba_threads"]
@@ -47,9 +47,11 @@ def softmax_rows(x):
     """softmax over the last axis of a 2-D float array, rows split over Numba's threads:
     y_ij = exp(x_ij - max_k x_ik) / sum_k exp(x_ik - max_k x_ik)."""
     x = np.ascontiguousarray(x)
-    if x.ndim != 2 or x.shape[1] == 0 or x.dtype.kind != "f":
-        raise ShapeError(f"softmax_rows: expected a 2-D float array with columns, got "
-                         f"{x.dtype} of shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise DTypeError(f"softmax_rows: expected a 2-D float array, got dtype {x.dtype}")
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ShapeError(f"softmax_rows: expected a 2-D float array with columns, got shape "
+                         f"{x.shape}")
     out = np.empty_like(x)
     _softmax_rows(x, out)
     return out
