@@ -148,11 +148,13 @@ def torch_adamw(model, lr, betas, weight_decay):
                                "weight_decay": 0.0}], lr=lr, betas=betas, foreach=False)
 
 
-def torch_training_step(model, x, y):
-    """A closure running one AdamW step of a twin on the batch (x, y), clipped at 1.0."""
+def torch_training_step(model, x, y, device="cpu"):
+    """A closure running one AdamW step of a twin on the batch (x, y), clipped at 1.0, on
+    ``device`` ("cpu" or "cuda")."""
     import torch
+    model.to(device)
     opt = torch_adamw(model, 1e-3, (0.9, 0.99), 0.1)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    tx, ty = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
     def step():
         loss = model(tx, ty)
@@ -163,19 +165,55 @@ def torch_training_step(model, x, y):
     return step
 
 
-def median_ms_alternating(steps, repeats):
+def median_ms_alternating(steps, repeats, sync=None):
     """``{name: median ms}`` of the closures in ``steps``, one warm-up call each, then
-    ``repeats`` rounds calling each once in turn (a busy moment hits them all alike)."""
+    ``repeats`` rounds calling each once in turn (a busy moment hits them all alike).
+    ``sync`` (on a GPU) waits for the queued work before and after each timed call."""
     import statistics
+    sync = sync or (lambda: None)
     for step in steps.values():
         step()
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            sync()
             start = time.perf_counter()
             step()
+            sync()
             times[name].append(time.perf_counter() - start)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
+def device_or_skip(device, benchmark):
+    """True when ``device`` can run; for "cuda" without CuPy or a GPU, prints
+    "skipped: <reason>" and the benchmark's JSON line saying so, and returns False (the
+    benchmark then exits 0: a missing GPU is not a failure)."""
+    import json
+    if device == "cpu":
+        return True
+    from tinylm import cuda
+    if cuda.is_available():
+        return True
+    print(f"skipped: --device {device}: {cuda.reason()}")
+    print(json.dumps({"benchmark": benchmark, "device": device, "skipped": cuda.reason()}))
+    return False
+
+
+def gpu_sync():
+    """Wait for both frameworks' queued GPU work (CuPy's stream and PyTorch's)."""
+    from tinylm import cuda
+    cuda.synchronize()
+    torch = torch_or_none()
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def gpu_name():
+    """The GPU's name as CuPy reports it."""
+    import cupy
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def train_like_tinylm(model, optimizer, get_batch, config):

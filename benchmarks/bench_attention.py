@@ -2,7 +2,7 @@
 PyTorch's ``scaled_dot_product_attention``, in the same run.
 
     python benchmarks/bench_attention.py [--lengths 256 512 1024 2048] [--repeats 5]
-                                         [--threads 2]
+                                         [--threads 2] [--device cpu|cuda]
 
 B*H = 8 heads of d = 64, float32, causal. "fused" is ``tinylm.kernels.cpu.attention_forward``
 / ``attention_backward`` (online softmax over tiles of 256 queries x 256 keys, BLAS products
@@ -12,6 +12,13 @@ per tile, O(T d) memory per head plus one tile);
 is the peak of NumPy allocations during the call (``tracemalloc``), beyond the inputs.
 PyTorch allocates outside tracemalloc's view, so its memory is not reported. Prints a table
 and one JSON line.
+
+``--device cuda``: the same on the GPU: "fused" is ``kernels.gpu`` (one CUDA block per head
+and tile of queries, keys and values staged through shared memory, the online softmax;
+the backward one block per tile of keys), "naive" the reference formula in CuPy (cuBLAS for
+the products), against PyTorch CUDA's ``scaled_dot_product_attention``; each timed call sits
+between two synchronisations, and "extra MiB" is CuPy's pool growth during the call. Without
+CuPy or a GPU it prints "skipped: <reason>" and exits 0.
 """
 import argparse
 import json
@@ -44,11 +51,11 @@ def numpy_contender(module, q, k, v, g, scale):
     return forward, forward_backward
 
 
-def torch_contender(q, k, v, g):
+def torch_contender(q, k, v, g, device="cpu"):
     import torch
     from torch.nn.functional import scaled_dot_product_attention as sdpa
-    tq, tk, tv = (torch.from_numpy(a).requires_grad_() for a in (q, k, v))
-    tg = torch.from_numpy(g)
+    tq, tk, tv = (torch.from_numpy(a).to(device).requires_grad_() for a in (q, k, v))
+    tg = torch.from_numpy(g).to(device)
 
     def forward():
         with torch.no_grad():
@@ -68,13 +75,70 @@ def peak_mib(fn):
     return peak / 2 ** 20
 
 
+def gpu_peak_mib(fn):
+    """Growth of CuPy's memory pool while ``fn`` runs (its allocations beyond the inputs)."""
+    import cupy
+    pool = cupy.get_default_memory_pool()
+    pool.free_all_blocks()
+    before = pool.total_bytes()
+    fn()
+    _torch_peers.gpu_sync()
+    return (pool.total_bytes() - before) / 2 ** 20
+
+
+def main_cuda(args):
+    if not _torch_peers.device_or_skip("cuda", "attention"):
+        return 0
+    import cupy
+    from tinylm.kernels import gpu
+    torch = _torch_peers.torch_or_none()
+    with_torch = torch is not None and torch.cuda.is_available()
+    rng = np.random.default_rng(0)
+    rows = []
+    for T in args.lengths:
+        host = [rng.standard_normal((HEADS, T, DIM)).astype(np.float32) for _ in range(4)]
+        q, k, v, g = (cupy.asarray(a) for a in host)
+        scale = DIM ** -0.5
+        contenders = {"fused": numpy_contender(gpu, q, k, v, g, scale),
+                      "naive": numpy_contender(reference, q, k, v, g, scale)}
+        if with_torch:
+            contenders["pytorch sdpa"] = torch_contender(*host, device="cuda")
+        steps = {(name, part): fn for name, fns in contenders.items()
+                 for part, fn in zip(("fwd", "fwd+bwd"), fns)}
+        ms = _torch_peers.median_ms_alternating(steps, args.repeats, sync=_torch_peers.gpu_sync)
+        row = {"T": T, **{f"{name} {part} ms": round(t, 3) for (name, part), t in ms.items()}}
+        for name in ("fused", "naive"):
+            row[f"{name} fwd+bwd MiB"] = round(gpu_peak_mib(contenders[name][1]), 1)
+        rows.append(row)
+    names = list(contenders)
+    gpu_label = _torch_peers.gpu_name()
+    print(f"causal attention on {gpu_label}, {HEADS} heads x d {DIM}, float32, median of "
+          f"{args.repeats}")
+    print(f"{'T':>5} " + " ".join(f"{n + ' ' + part:>22}" for n in names
+                                  for part in ("fwd ms", "fwd+bwd ms"))
+          + f" {'fused MiB':>10} {'naive MiB':>10}")
+    for row in rows:
+        cells = " ".join(f"{row[f'{n} {part} ms']:22.3f}" for n in names
+                         for part in ("fwd", "fwd+bwd"))
+        print(f"{row['T']:5d} {cells} {row['fused fwd+bwd MiB']:10.1f} "
+              f"{row['naive fwd+bwd MiB']:10.1f}")
+    if not with_torch:
+        print("PyTorch with CUDA is not installed: no SDPA column")
+    print(json.dumps({"benchmark": "attention", "device": "cuda", "gpu": gpu_label,
+                      "rows": rows}))
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = p.parse_args(argv)
     _torch_peers.set_threads(args.threads)
+    if args.device == "cuda":
+        return main_cuda(args)
     torch = _torch_peers.torch_or_none()
     rng = np.random.default_rng(0)
     rows = []

@@ -1,11 +1,13 @@
 """One training step of a word-level LSTM language model: tinylm against PyTorch ``nn.LSTM``,
 from the same weights on the same batch, in the same run, alternating.
 
-    python benchmarks/bench_lstm.py [--repeats 20] [--threads 2]
+    python benchmarks/bench_lstm.py [--repeats 20] [--threads 2] [--device cpu|cuda]
 
 Vocabulary 10,000, embedding 256, one LSTM layer of 256, 35 steps x batch 20 (the classic PTB
 setting), AdamW, gradient clipping 1.0: forward, backward, clip, step. Median ms per step, and
-the ratio to PyTorch. Prints a table and one JSON line.
+the ratio to PyTorch. Prints a table and one JSON line. ``--device cuda``: both on the GPU
+(tinylm through CuPy and its CUDA kernels, PyTorch's cuDNN LSTM), each timed call between
+two synchronisations; without CuPy or a GPU it prints "skipped: <reason>" and exits 0.
 """
 import argparse
 import json
@@ -32,12 +34,17 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = p.parse_args(argv)
     _torch_peers.set_threads(args.threads)
+    if not _torch_peers.device_or_skip(args.device, "lstm_lm_step"):
+        return 0
+    on_gpu = args.device == "cuda"
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, CONFIG["vocab_size"], (2, BATCH, BPTT))
     model = RNNLM(**CONFIG, seed=0)
     state = {k: v.copy() for k, v in model.state_dict().items()}
+    model.to(args.device)
     opt = _torch_peers.tinylm_adamw(model, 1e-3, (0.9, 0.99), 0.1)
 
     def tinylm_step():
@@ -49,13 +56,15 @@ def main(argv=None):
 
     steps = {"tinylm": tinylm_step}
     torch = _torch_peers.torch_or_none()
-    if torch is not None:
+    if torch is not None and (not on_gpu or torch.cuda.is_available()):
         steps["PyTorch nn.LSTM"] = _torch_peers.torch_training_step(
-            _torch_peers.torch_rnnlm(state, CONFIG), x, y)
-    ms = _torch_peers.median_ms_alternating(steps, args.repeats)
+            _torch_peers.torch_rnnlm(state, CONFIG), x, y, device=args.device)
+    ms = _torch_peers.median_ms_alternating(steps, args.repeats,
+                                            sync=_torch_peers.gpu_sync if on_gpu else None)
     base = ms.get("PyTorch nn.LSTM")
+    where = f"on {_torch_peers.gpu_name()}" if on_gpu else f"{args.threads} threads"
     print(f"LSTM LM training step (vocab {CONFIG['vocab_size']}, embedding/hidden "
-          f"{CONFIG['hidden_size']}, {BPTT} x {BATCH}), {args.threads} threads, median of "
+          f"{CONFIG['hidden_size']}, {BPTT} x {BATCH}), {where}, median of "
           f"{args.repeats}")
     for name, value in ms.items():
         ratio = f"  {value / base:.2f}x PyTorch" if base else ""
@@ -63,7 +72,7 @@ def main(argv=None):
     if torch is None:
         print("PyTorch is not installed: no comparison (pip install torch)")
     print(json.dumps({"benchmark": "lstm_lm_step", "machine": platform.processor()
-                      or platform.machine(), "threads": args.threads,
+                      or platform.machine(), "threads": args.threads, "device": args.device,
                       "ms_per_step": {k: round(v, 2) for k, v in ms.items()},
                       "ratio_to_pytorch": round(ms["tinylm"] / base, 3) if base else None}))
     return 0

@@ -2,12 +2,15 @@
 
     python benchmarks/bench_word2vec.py [--corpus PATH] [--epochs 5] [--workers 2]
                                         [--modes sg cbow] [--seeds 1 2 3]
+                                        [--device cpu|cuda]
 
 For each mode (skip-gram, CBOW) both libraries build the vocabulary, then the training alone is
 timed (tinylm's Numba kernel is compiled on a small warm-up corpus first). Words per second =
 raw corpus words x epochs / training seconds, as gensim reports it. Quality: Spearman on
 gensim's bundled wordsim353.tsv and accuracy on its questions-words.txt. Prints one JSON
-object; asserts nothing about time (the machine may be shared).
+object; asserts nothing about time (the machine may be shared). ``--device cuda`` trains
+tinylm's model on the GPU (``Word2Vec(device="cuda")``; gensim stays on the CPU); without
+CuPy or a GPU it prints "skipped: <reason>" and exits 0.
 """
 import argparse
 import json
@@ -20,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _torch_peers  # noqa: E402
 
 from tinylm.embeddings import Word2Vec  # noqa: E402
 
@@ -33,8 +39,8 @@ def quality(wv, datapath):
             "analogy_accuracy": round(float(analogy), 4)}
 
 
-def run_tinylm(sentences, params, datapath):
-    model = Word2Vec(**params)
+def run_tinylm(sentences, params, datapath, device="cpu"):
+    model = Word2Vec(**params, device=device)
     model.build_vocab(sentences)
     model.train(sentences)
     return {"train_seconds": round(model.train_seconds, 3),
@@ -79,7 +85,11 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1],
                         help="one run per seed; quality is reported as the mean (and the "
                              "spread), speed as the median")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where tinylm trains (gensim: always the CPU)")
     args = parser.parse_args()
+    if not _torch_peers.device_or_skip(args.device, "word2vec"):
+        return
     corpus = Path(args.corpus)
     if not corpus.is_file():
         print(json.dumps({"skipped": f"corpus {corpus} not found"}))
@@ -98,14 +108,14 @@ def main():
         Word2Vec(sentences[:500], vector_size=8, min_count=1, epochs=1, sg=sg, workers=1)
     result = {"corpus": str(corpus), "sentences": len(sentences), "raw_words": raw_words,
               "epochs": args.epochs, "workers": args.workers, "cpu_count": os.cpu_count(),
-              "python": platform.python_version(), "modes": {}}
+              "python": platform.python_version(), "device": args.device, "modes": {}}
     for mode in args.modes:
         runs = {"tinylm": [], "gensim": []}
         for seed in args.seeds:
             params = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,
                           epochs=args.epochs, workers=args.workers, seed=seed,
                           sg=int(mode == "sg"))
-            runs["tinylm"].append(run_tinylm(sentences, params, datapath))
+            runs["tinylm"].append(run_tinylm(sentences, params, datapath, args.device))
             if not args.no_gensim:
                 runs["gensim"].append(run_gensim(sentences, params, raw_words))
         row = {lib: summarise(r) for lib, r in runs.items() if r}

@@ -5,7 +5,7 @@
     loss = (x * x).sum()
     loss.backward()          # x.grad == 2 x
 """
-from . import functional, nn, optim
+from . import cuda, functional, nn, optim
 from .backend import DEFAULT_DTYPE, get_array_module
 from .errors import DTypeError, GradError, IndexRangeError, ShapeError, TinyLMError
 from .functional import concatenate, split, stack, where
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "grad", "no_grad", "enable_grad", "is_grad_enabled", "functional",
-    "nn", "optim", "concatenate", "stack", "split", "where", "get_array_module", "DEFAULT_DTYPE",
+    "nn", "optim", "cuda", "concatenate", "stack", "split", "where", "get_array_module",
+    "DEFAULT_DTYPE",
     "TinyLMError", "ShapeError", "DTypeError", "GradError", "IndexRangeError",
 ]

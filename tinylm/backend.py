@@ -109,7 +109,7 @@ def set_default_device(device):
     device = check_device(device, "set_default_device")
     if device == "cuda":
         from . import cuda
-        cuda.require("set_default_device('cuda'):")
+        cuda.require()
     old = _default_device
     _default_device, _default_checked, _default_on_gpu = device, True, device == "cuda"
     return old

@@ -31,7 +31,7 @@ if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-from .backend import to_numpy  # noqa: E402
+from .backend import DeviceError, default_device, set_default_device, to_numpy  # noqa: E402
 
 __all__ = ["Chapter", "plt"]
 
@@ -53,6 +53,9 @@ class Chapter:
       --figures DIR  where figures are written (default ``figures/``; created when needed)
       --corpus PATH  a UTF-8 text file (or URL) for the chapters that read text, instead of
                      the embedded default corpus (``self.corpus`` is None when not given)
+      --device cpu|cuda  where new tensors and layers live (``self.device``; default
+                     ``$TINYLM_DEVICE`` or cpu); without CuPy or a GPU, cuda ends the run
+                     with one line saying which is missing
     """
 
     def __init__(self, number, title, argv=None):
@@ -63,7 +66,17 @@ class Chapter:
                             help="directory for the figures (default: figures/)")
         parser.add_argument("--corpus", default=None, metavar="PATH",
                             help="a UTF-8 text file or URL to use instead of the embedded corpus")
+        parser.add_argument("--device", default=None, choices=("cpu", "cuda"),
+                            help="where tensors and layers live (default: $TINYLM_DEVICE or "
+                                 "cpu); cuda needs CuPy and an NVIDIA GPU")
         args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+        try:            # --device wins over TINYLM_DEVICE; either is checked here, once
+            if args.device:
+                set_default_device(args.device)
+            self.device = default_device()
+        except DeviceError as exc:
+            asked = f"--device {args.device}" if args.device else "TINYLM_DEVICE=cuda"
+            parser.exit(2, f"chapter {number:02d}: {asked}: {exc}\n")
         self.number, self.title = number, title
         self.quick = args.quick
         self.figures_dir = Path(args.figures)

@@ -2,6 +2,7 @@
 training knobs of ``train MODEL``."""
 import argparse
 import math
+import os
 
 from ..errors import TinyLMError
 
@@ -20,9 +21,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def _check_device(device):
-    if device != "cpu":
-        raise UsageError(f"--device {device}: not in this version; tinylm trains with NumPy "
-                         f"on the CPU (use --device cpu)")
+    """Make ``--device`` the default device (models built from here on live there), or a
+    one-line error saying what is missing: CuPy (``pip install tinylm[gpu]``) or a GPU."""
+    from ..backend import DeviceError, set_default_device
+    try:
+        set_default_device(device)
+    except DeviceError as exc:
+        raise UsageError(f"--device {device}: {exc}") from None
 
 
 def _positive(kind):
@@ -96,7 +101,9 @@ def _add_training_knobs(p, out, max_iters, lr, min_lr, warmup, eval_interval, ev
 
 def add_runtime_flags(parser):
     """``--device`` and ``--blas-threads``, which every command that runs a model takes."""
-    parser.add_argument("--device", default="cpu",
-                        help="cpu (the only device in this version)")
+    parser.add_argument("--device", default=os.environ.get("TINYLM_DEVICE", "cpu"),
+                        choices=("cpu", "cuda"),
+                        help="cpu, or cuda (an NVIDIA GPU through CuPy: pip install "
+                             "tinylm[gpu]); default $TINYLM_DEVICE or cpu")
     parser.add_argument("--blas-threads", type=_INT, default=1,
                         help="threads for matrix products (default 1: fastest for small models)")

@@ -2,9 +2,10 @@
 written in CUDA for CuPy arrays (``gpu``).
 
 The one dispatch point: ``kernel(name, *arrays)`` returns the function to run on those
-arrays: Numba's for NumPy float32/float64 arrays, the CUDA kernel of ``gpu.py`` for CuPy float32/float64 arrays, the
-reference for anything else (other dtypes, an op with no kernel of that kind), and the
-reference everywhere when the setting says so (on a GPU: the same formulas as CuPy calls):
+arrays: Numba's for NumPy float32/float64 arrays, the CUDA kernel of ``gpu.py`` for CuPy
+float32/float64 arrays, the reference for anything else (other dtypes, an op with no kernel
+of that kind), and the reference everywhere when the setting says so (on a GPU: the same
+formulas as CuPy calls):
 
     TINYLM_KERNELS=reference python chapters/10_attention.py     # plain NumPy throughout
     with tinylm.kernels.use("reference"): ...                     # the same, in code

@@ -150,6 +150,8 @@ class Module:
         if target is not None:
             if isinstance(target, str) and target.strip().lower() in ("cpu", "cuda", "gpu"):
                 device = target
+            elif isinstance(target, str) and not _is_dtype_name(target):
+                device = target       # not a dtype either: the error names the devices
             else:
                 dtype = target
         if device is None and dtype is None:
@@ -318,6 +320,14 @@ class ModuleDict(Module):
 
     def items(self):
         return self._modules.items()
+
+
+def _is_dtype_name(name):
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
 
 
 def uniform(rng, shape, bound, dtype=DEFAULT_DTYPE):
