@@ -520,7 +520,7 @@ else:
     source = "no MPI: an in-memory copy's bandwidth, latency assumed 1 us"
 ch.show(f"this machine, {source}: latency (us)", latency * 1e6)
 ch.show(f"this machine, {source}: bandwidth (GB/s)", bandwidth / 1e9)
-links = {"this machine (shared memory)": (latency, bandwidth), **NETWORKS}
+links = {"as measured here (one machine)": (latency, bandwidth), **NETWORKS}
 counts = np.array([2, 4, 8, 16, 32, 64])
 print("\nPredicted all-reduce of the fp32 gradients (seconds per step):")
 print(f"{'model':>12} {'link':>30} " + " ".join(f"N={n:<5d}" for n in counts))
