@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NAMES  ?=
 
-.PHONY: run test gradcheck bench notebooks venv clean
+.PHONY: run test gradcheck bench notebooks book venv clean
 
 # (Re)install when the package metadata changes; `pip install -e` keeps the code live.
 $(STAMP): setup.cfg pyproject.toml
@@ -17,10 +17,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-## run: every chapter in order, on its embedded data; figures go to figures/
+## run: every chapter in order, on its embedded data, then a summary table (chapter, checks
+## passed, figures written, seconds); figures go to figures/; QUICK=1 for the --quick sizes
 run: venv
-	@for chapter in chapters/[0-9][0-9]_*.py; do \
-		echo "=== $$chapter"; $(BIN)/python $$chapter || exit 1; done
+	$(BIN)/python -m tinylm chapters --all $(if $(QUICK),--quick)
 
 ## test: the whole test suite (gradient checks, PyTorch cross-checks when torch is installed)
 test: venv
@@ -41,6 +41,11 @@ notebooks: venv
 		$(BIN)/jupytext --to notebook -o notebooks/$$(basename $$chapter .py).ipynb $$chapter \
 		|| exit 1; done
 
+## book: every chapter executed cell by cell into a static HTML book, book/index.html
+## (no server needed); QUICK=1 for the --quick sizes
+book: venv
+	$(BIN)/python -m tinylm.book --out book $(if $(QUICK),--quick)
+
 clean:
-	rm -rf $(VENV) figures notebooks .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) figures notebooks book .pytest_cache .hypothesis build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

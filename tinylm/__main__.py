@@ -8,6 +8,10 @@
     python -m tinylm gradcheck layer_norm   only the checks whose name contains "layer_norm"
     python -m tinylm gradcheck --list       the names of the checks
     python -m tinylm gradcheck --second-order   the same cases, second derivatives
+
+    python -m tinylm chapters               the numbered chapters, one line each
+    python -m tinylm chapters 9 [--quick --step --device cpu --out DIR]   run one
+    python -m tinylm chapters --all [--quick]   all in order, then a summary table
 """
 import argparse
 import sys
@@ -36,6 +40,16 @@ def _gradcheck(args):
     return 1 if failed else 0
 
 
+def _chapters(args):
+    from .chapter_runner import main as chapters_main
+    from .errors import TinyLMError
+    try:
+        return chapters_main(args)
+    except TinyLMError as exc:
+        print(f"tinylm: error: {exc}", file=sys.stderr)
+        return 2
+
+
 CLI_COMMANDS = ("train", "generate", "evaluate")
 
 
@@ -54,9 +68,20 @@ def main(argv=None):
     check.add_argument("--second-order", action="store_true",
                        help="check second derivatives (tinylm.grad(..., create_graph=True))")
     check.set_defaults(handler=_gradcheck)
+    chapters = commands.add_parser(
+        "chapters", help="list the chapters, run one, or run all with a summary table",
+        description="Without arguments: the list of chapters. With a number: run that "
+                    "chapter; options after the number go to the chapter (--quick, --step, "
+                    "--device, --out). --all: every chapter in order and a summary table.")
+    chapters.add_argument("number", nargs="?", help="the chapter to run, e.g. 9")
+    chapters.add_argument("--all", action="store_true", help="run every chapter in order")
+    chapters.set_defaults(handler=_chapters)
     for name in CLI_COMMANDS:       # listed for --help; tinylm.cli parses them (above)
         commands.add_parser(name, help=f"see python -m tinylm {name} --help", add_help=False)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "chapters" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.options = extra           # a chapter's own options (--quick, --step, --out, ...)
     return args.handler(args)
 
 

@@ -19,6 +19,8 @@ display is needed, e.g. on CI), except inside a Jupyter kernel, where figures sh
 """
 import argparse
 import inspect
+import json
+import os
 import sys
 import textwrap
 import time
@@ -50,7 +52,10 @@ class Chapter:
 
     Options (unknown ones are ignored, so a Jupyter kernel's own arguments do no harm):
       --quick        smaller sizes and fewer steps (the test suite runs chapters this way)
-      --figures DIR  where figures are written (default ``figures/``; created when needed)
+      --out DIR      where figures are written (default ``figures/``; created when needed;
+                     ``--figures DIR`` is the same option under its older name)
+      --step         pause after each step (Enter goes on, q quits), to read it before the
+                     next one scrolls by
       --corpus PATH  a UTF-8 text file (or URL) for the chapters that read text, instead of
                      the embedded default corpus (``self.corpus`` is None when not given)
       --device cpu|cuda  where new tensors and layers live (``self.device``; default
@@ -62,8 +67,10 @@ class Chapter:
         parser = argparse.ArgumentParser(prog=f"chapter {number:02d}", description=title)
         parser.add_argument("--quick", action="store_true",
                             help="smaller sizes and fewer steps (for the test suite)")
-        parser.add_argument("--figures", default="figures", metavar="DIR",
-                            help="directory for the figures (default: figures/)")
+        parser.add_argument("--out", "--figures", dest="figures", default="figures",
+                            metavar="DIR", help="directory for the figures (default: figures/)")
+        parser.add_argument("--step", action="store_true",
+                            help="pause after each step: Enter goes on, q quits")
         parser.add_argument("--corpus", default=None, metavar="PATH",
                             help="a UTF-8 text file or URL to use instead of the embedded corpus")
         parser.add_argument("--device", default=None, choices=("cpu", "cuda"),
@@ -81,6 +88,7 @@ class Chapter:
         self.quick = args.quick
         self.figures_dir = Path(args.figures)
         self.corpus = args.corpus
+        self.stepping, self.steps = args.step, 0
         self.passed, self.failed, self.saved = [], [], []
         self._start = time.perf_counter()
         banner = f"Chapter {number:02d}: {title}" + ("  [--quick]" if self.quick else "")
@@ -88,8 +96,22 @@ class Chapter:
 
     # --- printing ----------------------------------------------------------------------
     def section(self, title):
-        """A header for the next step, e.g. ``section("C1  A neuron")``."""
+        """A header for the next step, e.g. ``section("C1  A neuron")``; with ``--step`` it
+        first waits for the reader to finish the step before."""
+        if self.stepping and self.steps:
+            self._pause()
+        self.steps += 1
         print("\n" + title + "\n" + "-" * min(len(title), WIDTH))
+
+    def _pause(self):
+        """--step: Enter goes on, q (or end of input) quits with status 0."""
+        try:
+            answer = input(f"\n-- end of step {self.steps}: [Enter] next step, q quit -- ")
+        except EOFError:
+            answer = "q"
+        if answer.strip().lower().startswith("q"):
+            print(f"stopped after step {self.steps} of chapter {self.number:02d} (--step)")
+            raise SystemExit(0)
 
     def note(self, text):
         """A short line of explanation (longer prose lives in the markdown cells)."""
@@ -170,6 +192,12 @@ class Chapter:
         print("\n" + "=" * WIDTH)
         print(f"Chapter {self.number:02d}: {len(self.passed)}/{total} checks passed "
               f"in {seconds:.1f} s" + (f"; figures in {self.figures_dir}/" if self.saved else ""))
+        summary = os.environ.get("TINYLM_CHAPTER_SUMMARY")
+        if summary:     # for `python -m tinylm chapters --all` (and make run): its table
+            Path(summary).write_text(json.dumps({
+                "chapter": self.number, "title": self.title, "passed": len(self.passed),
+                "failed": len(self.failed), "figures": len(set(self.saved)),
+                "seconds": round(seconds, 1)}), encoding="utf-8")
         if self.failed:
             print("FAILED: " + "; ".join(self.failed))
             raise SystemExit(1)
