@@ -7,7 +7,9 @@
 """
 from . import cuda, functional, nn, optim
 from .backend import DEFAULT_DTYPE, get_array_module
-from .errors import DTypeError, GradError, IndexRangeError, ShapeError, TinyLMError
+from .anomaly import detect_anomaly
+from .errors import (DTypeError, GradError, IndexRangeError, NumericalError, ShapeError,
+                     TinyLMError)
 from .functional import concatenate, split, stack, where
 from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 
@@ -18,4 +20,5 @@ __all__ = [
     "nn", "optim", "cuda", "concatenate", "stack", "split", "where", "get_array_module",
     "DEFAULT_DTYPE",
     "TinyLMError", "ShapeError", "DTypeError", "GradError", "IndexRangeError",
+    "NumericalError", "detect_anomaly",
 ]

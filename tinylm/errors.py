@@ -23,3 +23,8 @@ class GradError(TinyLMError, RuntimeError):
 
 class IndexRangeError(TinyLMError, IndexError):
     """An index (a token id, a class label) is outside the range the layer or loss accepts."""
+
+
+class NumericalError(TinyLMError, FloatingPointError):
+    """A NaN or an infinity where a finite number was needed: a diverging training loss, or
+    the op that ``tinylm.detect_anomaly()`` caught making one."""

@@ -114,6 +114,16 @@ def gelu(x, approximate="none"): return GELU.apply(x, approximate=approximate)
 
 
 # --- softmax -------------------------------------------------------------------------
+def _no_half(x, name):
+    """Refuse float16: e^x overflows past x = 11, and a sum of many e^x in half precision
+    keeps 3 digits, so a softmax or a loss would come back silently wrong (the
+    cross-entropy of logits (1e4, -1e4, 0) against class 1 gives 0 instead of 2e4)."""
+    if x.dtype == np.float16:
+        raise DTypeError(f"{name}: float16 input is not supported (exp overflows and the "
+                         f"sums lose digits in half precision), got shape {x.shape} float16; "
+                         f"cast it first: x.astype(np.float32)")
+
+
 def _on_last_axis(name, x, *others, axis):
     """Run the row kernel ``name`` over ``axis`` (moved last and back when it is not)."""
     if not -x.ndim <= axis < x.ndim:
@@ -130,6 +140,7 @@ class Softmax(Function):
     """y_i = e^{x_i} / sum_j e^{x_j}; backward y * (g - sum(g y))."""
 
     def forward(self, x, axis=-1):
+        _no_half(x, "softmax")
         self.axis = axis
         self.y = _on_last_axis("softmax_forward", x, axis=axis)
         return self.y
@@ -142,6 +153,7 @@ class LogSoftmax(Function):
     """log y_i = x_i - log sum_j e^{x_j}; backward g - softmax * sum(g)."""
 
     def forward(self, x, axis=-1):
+        _no_half(x, "log_softmax")
         self.axis = axis
         self.out = _on_last_axis("log_softmax_forward", x, axis=axis)
         return self.out
@@ -341,6 +353,9 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         if p is not None and as_tensor(p).shape != normalized_shape:
             raise ShapeError(f"layer_norm: {name} has shape {as_tensor(p).shape}, expected "
                              f"normalized_shape {normalized_shape}")
+    if not (isinstance(eps, (int, float, np.floating)) and 0 <= eps < math.inf):
+        raise TinyLMError(f"layer_norm: eps must be a finite number >= 0, got {eps!r} (a "
+                          f"negative eps makes sqrt(var + eps) nan for constant rows)")
     y = LayerNormalize.apply(x, n_axes=len(normalized_shape), eps=eps)
     if weight is not None:
         y = y * weight
@@ -358,8 +373,8 @@ def dropout(x, p=0.5, training=True, generator=None):
     the SAME mask on every call (handy for checks, wrong for training).
     """
     x = as_tensor(x)
-    if not 0 <= p <= 1:
-        raise TinyLMError(f"dropout: p must be in [0, 1], got {p}")
+    if not (isinstance(p, (int, float, np.number)) and 0 <= p <= 1):
+        raise TinyLMError(f"dropout: p must be in [0, 1], got {p!r}")
     if not training or p == 0:
         return x
     if generator is None:
@@ -421,6 +436,7 @@ class CrossEntropy(Function):
     """
 
     def forward(self, logits, target, ignore_index, label_smoothing, reduction):
+        _no_half(logits, "cross_entropy")
         xp = get_array_module(logits)
         self.logits = logits.reshape(-1, logits.shape[-1])
         self.target = target.reshape(-1)

@@ -16,6 +16,13 @@ from .errors import ShapeError, TinyLMError
 __all__ = ["next_token_distribution", "sample_next_token", "generate"]
 
 
+def check_max_new_tokens(max_new_tokens, who="generate"):
+    if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) \
+            or max_new_tokens < 0:
+        raise TinyLMError(f"{who}: max_new_tokens must be an integer >= 0, got "
+                          f"{max_new_tokens!r}")
+
+
 def _check(temperature, top_k, top_p, vocab_size):
     if not temperature >= 0:
         raise TinyLMError(f"generate: temperature must be >= 0, got {temperature}")
@@ -89,9 +96,7 @@ def generate(next_logits, idx, max_new_tokens, temperature=1.0, top_k=None, top_
     if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
         raise ShapeError(f"generate: idx must be (B, T) integer token ids, got shape "
                          f"{idx.shape}, dtype {idx.dtype}")
-    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-        raise TinyLMError(f"generate: max_new_tokens must be an integer >= 0, got "
-                          f"{max_new_tokens!r}")
+    check_max_new_tokens(max_new_tokens)
     rng = np.random.default_rng(seed)
     done = np.zeros(len(idx), dtype=bool)
     for _ in range(max_new_tokens):

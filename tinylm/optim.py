@@ -393,6 +393,8 @@ class RMSprop(Optimizer):
         super()._check_group(group)
         for key in ("alpha", "eps", "weight_decay", "momentum"):
             _check_nonneg("RMSprop", key, group[key])
+        if group["alpha"] > 1:      # s <- alpha s + (1 - alpha) g^2 could turn negative: nan
+            raise TinyLMError(f"RMSprop: alpha must be in [0, 1], got {group['alpha']!r}")
 
     def _update(self, p, grad, state, group):
         xp = get_array_module(p.data)
@@ -710,7 +712,10 @@ class LambdaLR(LRScheduler):
         if callable(lr_lambda):
             self.lr_lambdas = [lr_lambda] * n
         else:
-            lr_lambdas = list(lr_lambda)
+            try:
+                lr_lambdas = list(lr_lambda)
+            except TypeError:
+                lr_lambdas = [lr_lambda]        # not a function, not a list: the error below
             if len(lr_lambdas) != n or not all(callable(f) for f in lr_lambdas):
                 raise TinyLMError(f"LambdaLR: expected one function or a list of {n} functions "
                                   f"(one per param group), got {lr_lambda!r}")

@@ -23,6 +23,7 @@ from .backend import (DeviceError, as_array, check_device, device_of, get_array_
 from .errors import DTypeError, GradError, IndexRangeError, ShapeError, TinyLMError
 
 _grad_enabled = True
+_anomaly_mode = False   # tinylm.detect_anomaly(): check every op's values (anomaly.py)
 
 
 @contextlib.contextmanager
@@ -80,7 +81,14 @@ class Tensor:
             data = data.data
         elif _backend._default_on_gpu:      # host data (NumPy, lists) goes to the default GPU
             data = on_default_device(data)
-        self._init(as_array(data, dtype), requires_grad, type(data).__name__)
+        try:
+            array = as_array(data, dtype)
+        except (ValueError, TypeError) as exc:   # ragged lists, strings for a float dtype...
+            ragged = "inhomogeneous" in str(exc) or "sequence" in str(exc)
+            raise (ShapeError if ragged else DTypeError)(
+                f"Tensor: expected numbers in a rectangular array (nested lists of equal "
+                f"lengths, or an array), got {type(data).__name__}: {exc}") from None
+        self._init(array, requires_grad, type(data).__name__)
 
     @classmethod
     def _wrap(cls, array):
@@ -130,6 +138,9 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     def item(self):
+        if self.size != 1:
+            raise ShapeError(f"item: only a one-element tensor converts to a Python number, "
+                             f"got shape {self.shape} (reduce it first, e.g. .sum() or .mean())")
         return self.data.item()
 
     def numpy(self):
@@ -226,7 +237,12 @@ class Tensor:
 
     def astype(self, dtype):
         """The values in another dtype; the gradient is cast back."""
-        return self if self.dtype == dtype else AsType.apply(self, dtype=np.dtype(dtype))
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise DTypeError(f"astype: expected a NumPy dtype (np.float32, 'float64'), got "
+                             f"{dtype!r}") from None
+        return self if self.dtype == dtype else AsType.apply(self, dtype=dtype)
 
     def sum(self, axis=None, keepdims=False):
         return Sum.apply(self, axis=_axis(axis), keepdims=keepdims)
@@ -311,6 +327,9 @@ def _backpropagate(root, grad, on_grad, create_graph=False):
         input_grads = graph_backward(fn, g) if create_graph else fn.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        if _anomaly_mode:
+            from .anomaly import check_backward
+            check_backward(fn, g, input_grads)
         for x, gx in zip(fn.inputs, input_grads):
             if gx is None or not x.requires_grad:
                 continue
@@ -424,6 +443,9 @@ class Function:
                 raise ShapeError(message) from None
             raise (IndexRangeError if isinstance(e, IndexError) else TinyLMError)(message) \
                 from None
+        if _anomaly_mode:
+            from .anomaly import check_forward
+            check_forward(cls, tensors, params, out.data)
         if _grad_enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out.creator = fn

@@ -25,10 +25,20 @@ Data parallel (C7): ``Trainer(..., parallel=DistributedDataParallel(model))`` un
 ``mpiexec -n N``: every rank draws the same batch, trains on its B/N rows, averages the
 gradients (``sync_gradients``) and takes the same step; the logged losses are the whole
 batch's, and rank 0 alone prints and writes files (every rank can resume from them).
+
+When things go wrong: a loss that turns NaN or infinite, or a gradient norm that does, stops
+the run with a ``NumericalError`` before the weights are touched, and no checkpoint is ever
+written from weights that are not finite, so the last checkpoint stays the last good one.
+Ctrl-C (SIGINT) lets the current step finish, writes a checkpoint and raises
+``KeyboardInterrupt`` (a second Ctrl-C stops at once; the checkpoint file is written
+atomically, so it is never half-written). A killed run (SIGKILL, power cut) resumes from its
+last checkpoint with ``fit(resume=True)``, with the losses an uninterrupted run gives.
 """
 import csv
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,7 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .errors import TinyLMError
+from .backend import get_array_module
+from .errors import NumericalError, TinyLMError
 from .io import atomic_write, save_json
 from .optim import clip_grad_norm_, warmup_cosine_lr
 from .tensor import no_grad
@@ -72,6 +83,12 @@ class TrainConfig:
             self.lr_decay_iters = self.max_iters
         if self.checkpoint_interval is None:
             self.checkpoint_interval = self.eval_interval
+        if not isinstance(self.checkpoint_interval, int) or self.checkpoint_interval < 1:
+            raise TinyLMError(f"TrainConfig: checkpoint_interval must be a positive integer, "
+                              f"got {self.checkpoint_interval!r}")
+        if not (isinstance(self.grad_clip, (int, float)) and 0 <= self.grad_clip < math.inf):
+            raise TinyLMError(f"TrainConfig: grad_clip must be a finite number >= 0 (0: no "
+                              f"clipping), got {self.grad_clip!r}")
         if not 0 <= self.warmup_iters <= self.lr_decay_iters:
             raise TinyLMError(f"TrainConfig: need 0 <= warmup_iters <= lr_decay_iters, got "
                               f"{self.warmup_iters} and {self.lr_decay_iters}")
@@ -93,6 +110,14 @@ def _default_loss(model, x, y):
 class Trainer:
     def __init__(self, model, optimizer, get_batch, config=None, loss_fn=None, metadata=None,
                  parallel=None):
+        for name, value, ok, expected in (
+                ("model", model, callable(getattr(model, "parameters", None)), "a Module"),
+                ("optimizer", optimizer, hasattr(optimizer, "param_groups"), "an optimiser"),
+                ("get_batch", get_batch, callable(get_batch), "a function (split, rng) -> "
+                                                              "(x, y)")):
+            if not ok:
+                raise TinyLMError(f"Trainer: {name} must be {expected}, got "
+                                  f"{type(value).__name__}")
         self.model, self.optimizer, self.get_batch = model, optimizer, get_batch
         if parallel is not None and parallel.module is not model:
             raise TinyLMError("Trainer: parallel= must wrap this trainer's model")
@@ -108,6 +133,8 @@ class Trainer:
         self.history = {"train": [], "eval": []}
         self.train_seconds = 0.0
         self.tokens = 0
+        self.last_checkpoint_iter = None        # the iteration the checkpoint on disk holds
+        self._stop_requested = False            # set by Ctrl-C (see _catch_ctrl_c)
 
     # --- the loop ----------------------------------------------------------------------
     def fit(self, resume=False):
@@ -115,9 +142,12 @@ class Trainer:
         cfg = self.config
         if self.out_dir and self.is_root:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.out_dir.glob(f".{CHECKPOINT_NAME}.*.tmp"):
+                stale.unlink(missing_ok=True)    # a write a killed run left half done
         if resume:
             self.load_checkpoint(self._checkpoint_path(must_exist=True))
         bar = self._progress_bar()
+        restore_ctrl_c = self._catch_ctrl_c()
         try:
             while self.iter < cfg.max_iters:
                 it = self.iter
@@ -136,8 +166,11 @@ class Trainer:
                                     tok_s=f"{self.tokens / max(self.train_seconds, 1e-9):.0f}")
                 if self.out_dir and self.iter % cfg.checkpoint_interval == 0:
                     self.save_checkpoint(self._checkpoint_path())
+                if self._stop_requested:
+                    self._stop_after_ctrl_c()
             self._evaluate_and_log(self.iter)
         finally:
+            restore_ctrl_c()
             if bar is not None:
                 bar.close()
         if self.out_dir:
@@ -151,26 +184,45 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        x, y = self.get_batch("train", self.data_rng)
+        x, y = self._batch("train", self.data_rng)
         n_tokens = int(np.size(x))
         if self.parallel is not None:           # this rank's rows of the batch
             x, y = self.parallel.shard(x), self.parallel.shard(y)
-        loss = self.loss_fn(self.model, x, y)
+        loss = self._loss(x, y)
         value = loss.item()
         if self.parallel is not None:           # the batch's loss: the mean of the shards'
             value = self.parallel.mean(value)
         if not math.isfinite(value):
-            raise TinyLMError(f"train: the loss is {value} at iteration {it} (lr {lr:.3g}); "
-                              f"lower the learning rate or check the data. The last "
-                              f"checkpoint, if any, is intact.")
+            raise NumericalError(f"train: the loss is {value} at iteration {it} (lr {lr:.3g}); "
+                                 f"lower the learning rate or check the data "
+                                 f"(tinylm.detect_anomaly() names the op). "
+                                 f"{self._last_good_note()}")
         self.optimizer.zero_grad()
         loss.backward()
         if self.parallel is not None:           # mean gradient over the ranks (C7)
             self.parallel.sync_gradients()
         if self.config.grad_clip:
-            clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            norm = clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            if not math.isfinite(norm):         # clipping would spread it: stop before the step
+                raise NumericalError(f"train: the gradient norm is {norm} at iteration {it} "
+                                     f"(loss {value:.4g}, lr {lr:.3g}); the weights were not "
+                                     f"updated. {self._last_good_note()}")
         self.optimizer.step()
         return value, n_tokens
+
+    def _batch(self, split, rng):
+        batch = self.get_batch(split, rng)
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise TinyLMError(f"train: get_batch({split!r}, rng) must return a pair (x, y), "
+                              f"got {type(batch).__name__}")
+        return batch
+
+    def _loss(self, x, y):
+        loss = self.loss_fn(self.model, x, y)
+        if not (hasattr(loss, "backward") and getattr(loss, "size", 0) == 1):
+            raise TinyLMError(f"train: loss_fn must return a scalar Tensor, got "
+                              f"{type(loss).__name__} of shape {getattr(loss, 'shape', None)}")
+        return loss
 
     @no_grad()
     def evaluate(self, it=0):
@@ -180,7 +232,7 @@ class Trainer:
         out = {}
         shard = self.parallel.shard if self.parallel is not None else (lambda a: a)
         for split in ("train", "val"):
-            losses = [self.loss_fn(self.model, *map(shard, self.get_batch(split, rng))).item()
+            losses = [self._loss(*map(shard, self._batch(split, rng))).item()
                       for _ in range(self.config.eval_iters)]
             out[split] = float(np.mean(losses)) if self.parallel is None else \
                 self.parallel.mean(np.mean(losses))
@@ -205,6 +257,54 @@ class Trainer:
         return tqdm(total=self.config.max_iters, initial=self.iter, desc="train",
                     dynamic_ncols=True, leave=True)
 
+    # --- stopping: Ctrl-C, and numbers that are not finite ------------------------------
+    def _catch_ctrl_c(self):
+        """From here on, Ctrl-C (SIGINT) asks the loop to stop after the current step (see
+        ``_stop_after_ctrl_c``); a second Ctrl-C interrupts at once. Returns the function
+        that puts the previous handler back. Only in the main thread of a single process:
+        signals reach the main thread alone, and under MPI the ranks would stop at different
+        steps (there Ctrl-C interrupts, and the last checkpoint is the one to resume from)."""
+        self._stop_requested = False
+        if self.parallel is not None or threading.current_thread() is not \
+                threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is None:                    # installed outside Python: restore the default
+            previous = signal.default_int_handler
+
+        def request_stop(signum, frame):
+            self._stop_requested = True
+            signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, request_stop)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    def _stop_after_ctrl_c(self):
+        """Write a checkpoint of the step just finished (unless the loop just did) and raise
+        ``KeyboardInterrupt`` saying where it is."""
+        where = "nothing saved (TrainConfig(out_dir=None))"
+        if self.out_dir:
+            path = self._checkpoint_path()
+            if self.last_checkpoint_iter != self.iter:
+                self.save_checkpoint(path)
+            where = f"checkpoint saved to {path}; continue with fit(resume=True) (or --resume)"
+        if self.config.progress and self.is_root:
+            print(f"\ninterrupted after iteration {self.iter}: {where}", flush=True)
+        raise KeyboardInterrupt(f"train: interrupted after iteration {self.iter}; {where}")
+
+    def _last_good_note(self):
+        if self.last_checkpoint_iter is None:
+            return "No checkpoint was written."
+        return (f"The last checkpoint, {self._checkpoint_path()} (iteration "
+                f"{self.last_checkpoint_iter}), is intact: resume from it with a lower lr.")
+
+    def _check_finite_weights(self):
+        for name, p in self.model.named_parameters():
+            xp = get_array_module(p.data)
+            if not bool(xp.isfinite(p.data).all()):
+                raise NumericalError(f"train: the weights of {name} are not finite after "
+                                     f"iteration {self.iter}; the checkpoint was not "
+                                     f"overwritten. {self._last_good_note()}")
+
     # --- checkpoints and logs ---------------------------------------------------------
     def _checkpoint_path(self, must_exist=False):
         if self.out_dir is None:
@@ -227,12 +327,14 @@ class Trainer:
         """Write the checkpoint. With ``parallel`` every rank calls this: the replicas are
         checked to be identical, rank 0 alone writes, and all return once the file is
         complete (so any rank may load it next)."""
+        self._check_finite_weights()            # never replace a good checkpoint by NaNs
         if self.parallel is not None:
             self.parallel.check_in_sync(self.optimizer)
         if self.is_root:
             self._write_checkpoint(path)
         if self.parallel is not None:
             self.parallel.barrier()
+        self.last_checkpoint_iter = self.iter
 
     def _write_checkpoint(self, path):
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -254,8 +356,11 @@ class Trainer:
 
     def load_checkpoint(self, path):
         tensors, meta = checkpoint.load(path)
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items()
-                                    if k.startswith("model.")})
+        try:
+            self.model.load_state_dict({k[6:]: v for k, v in tensors.items()
+                                        if k.startswith("model.")})
+        except TinyLMError as exc:              # names the parameter; say which file too
+            raise type(exc)(f"train: cannot resume from {path}: {exc}") from None
         state = {}
         for key, value in tensors.items():
             if key.startswith("optim."):
@@ -277,6 +382,7 @@ class Trainer:
         self.iter, self.best_val_loss = meta["iter"], meta["best_val_loss"]
         self.train_seconds, self.tokens = meta["train_seconds"], meta["tokens"]
         self.history = meta["history"]
+        self.last_checkpoint_iter = self.iter
         return meta
 
     def metrics(self):

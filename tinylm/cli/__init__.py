@@ -61,6 +61,7 @@ def main(argv=None):
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"tinylm: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("tinylm: interrupted (the last checkpoint, if any, is intact)", file=sys.stderr)
+    except KeyboardInterrupt as exc:   # train saves a checkpoint first and says where
+        print(f"tinylm: interrupted: {exc}" if str(exc) else
+              "tinylm: interrupted (the last checkpoint, if any, is intact)", file=sys.stderr)
         return 130

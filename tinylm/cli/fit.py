@@ -48,6 +48,9 @@ def _fit(args, kind, model, get_batch, metadata, loss_fn=None, score=None):
     # tuples) when resuming
     metadata = json.loads(json.dumps({"kind": kind, "cli_version": CLI_VERSION, **metadata}))
     if args.resume:
+        if not (out / CHECKPOINT_NAME).is_file():
+            raise TinyLMError(f"--resume: there is no checkpoint {out / CHECKPOINT_NAME} to "
+                              f"resume from (train without --resume first, or give its --out)")
         _, saved = checkpoint.load(_checkpoint_path(out))
         old = saved.get("model_metadata", {})
         for key in ("kind", "model_config", "data", "tokenizer", "src_tokenizer",

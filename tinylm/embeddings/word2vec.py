@@ -95,6 +95,9 @@ class Word2Vec:
                               f"is implemented, got {cbow_mean!r}")
         if not 0 <= sample < 1:
             raise TinyLMError(f"Word2Vec: sample must be in [0, 1), got {sample!r}")
+        if not (isinstance(ns_exponent, (int, float, np.number)) and np.isfinite(ns_exponent)):
+            raise TinyLMError(f"Word2Vec: ns_exponent must be a finite number, got "
+                              f"{ns_exponent!r}")
         if not (alpha > 0 and 0 <= min_alpha <= alpha):
             raise TinyLMError(f"Word2Vec: need alpha > 0 and 0 <= min_alpha <= alpha, got "
                               f"alpha={alpha!r}, min_alpha={min_alpha!r}")

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ShapeError, TinyLMError
-from ..generate import sample_next_token
+from ..generate import check_max_new_tokens, sample_next_token
 from ..nn import (Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList,
                   make_rng)
 from ..optim import AdamW
@@ -208,6 +208,7 @@ class GPT(Module):
         (one new position per step instead of the whole context); when the context fills
         ``block_size`` it falls back to cropping, as nanoGPT. ``temperature=0``: greedy."""
         idx = self._check_ids(idx, "idx")
+        check_max_new_tokens(max_new_tokens, "GPT.generate")
         rng = np.random.default_rng(seed)
         was_training = self.training
         self.eval()

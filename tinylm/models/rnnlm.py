@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import TinyLMError
-from ..generate import sample_next_token
+from ..generate import check_max_new_tokens, sample_next_token
 from ..nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, make_rng
 from ..tensor import Tensor, no_grad
 from ._ids import check_token_ids
@@ -84,6 +84,7 @@ class RNNLM(Module):
                  seed=None):
         """Feed ``idx`` (B, T), then sample ``max_new_tokens`` tokens one at a time, carrying
         the recurrent state (the RNN's own "cache")."""
+        check_max_new_tokens(max_new_tokens, "RNNLM.generate")
         rng = np.random.default_rng(seed)
         idx = np.asarray(idx)
         was_training = self.training

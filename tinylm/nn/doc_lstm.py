@@ -83,7 +83,7 @@ class DocLSTMCell(Module):
     def __init__(self, input_size, hidden_size, variant="standard", h_rule=None, bias=True,
                  seed=None, dtype=DEFAULT_DTYPE):
         super().__init__()
-        _check_positive(input_size=input_size, hidden_size=hidden_size)
+        _check_positive(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         if variant not in VARIANTS:
             raise TinyLMError(f"DocLSTMCell: variant must be one of {VARIANTS}, got {variant!r}")
         if variant == "C11":

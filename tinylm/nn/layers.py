@@ -22,7 +22,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, seed=None, dtype=DEFAULT_DTYPE):
         super().__init__()
-        _check_positive(in_features=in_features, out_features=out_features)
+        _check_positive("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         rng = make_rng(seed)
         bound = 1 / math.sqrt(in_features)
@@ -47,7 +47,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, seed=None,
                  dtype=DEFAULT_DTYPE):
         super().__init__()
-        _check_positive(num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        _check_positive("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         F.check_padding_idx(padding_idx, num_embeddings, "Embedding")
         if padding_idx is not None:
             padding_idx %= num_embeddings
@@ -73,8 +73,13 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=DEFAULT_DTYPE):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) \
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) \
             else tuple(normalized_shape)
+        if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+            raise TinyLMError(f"LayerNorm: normalized_shape must be positive integers, got "
+                              f"{normalized_shape!r}")
+        if not (isinstance(eps, (int, float, np.floating)) and 0 <= eps < float("inf")):
+            raise TinyLMError(f"LayerNorm: eps must be a finite number >= 0, got {eps!r}")
         self.normalized_shape, self.eps = shape, eps
         self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine and bias else None
@@ -92,8 +97,8 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise TinyLMError(f"Dropout: p must be in [0, 1], got {p}")
+        if not (isinstance(p, (int, float, np.number)) and 0 <= p <= 1):
+            raise TinyLMError(f"Dropout: p must be in [0, 1], got {p!r}")
         self.p = p
         self.rng = make_rng(seed)
 
@@ -128,7 +133,7 @@ class Sigmoid(Module):
         return F.sigmoid(x)
 
 
-def _check_positive(**sizes):
+def _check_positive(who, **sizes):
     for name, n in sizes.items():
         if not isinstance(n, (int, np.integer)) or n <= 0:
-            raise TinyLMError(f"{name} must be a positive integer, got {n!r}")
+            raise TinyLMError(f"{who}: {name} must be a positive integer, got {n!r}")

@@ -12,7 +12,7 @@ import numpy as np
 from .. import backend as _backend
 from ..backend import (DEFAULT_DTYPE, DeviceError, as_array, check_device, get_array_module,
                        is_array, to_device, to_numpy)
-from ..errors import ShapeError, TinyLMError
+from ..errors import DTypeError, ShapeError, TinyLMError
 from ..tensor import Tensor
 
 
@@ -215,6 +215,10 @@ class Module:
             # np.array copies: the module must not share memory with the caller's arrays
             # (a torch tensor's .numpy() is a view of it)
             value = np.array(value.numpy() if hasattr(value, "numpy") else value)
+            if value.dtype.kind not in "biuf" or (value.dtype.kind == "f"
+                                                  and current.dtype.kind != "f"):
+                raise DTypeError(f"load_state_dict: {name} has dtype {value.dtype} in the "
+                                 f"state, expected numbers that fit {current.dtype}")
             if value.shape != current.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {value.shape} in the "
                                  f"state, expected {current.shape}")

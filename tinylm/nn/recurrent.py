@@ -35,7 +35,8 @@ class _RNNBase(Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, seed=None, dtype=DEFAULT_DTYPE):
         super().__init__()
-        _check_positive(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        _check_positive(type(self).__name__, input_size=input_size, hidden_size=hidden_size,
+                        num_layers=num_layers)
         if not (isinstance(dropout, (int, float)) and 0 <= dropout <= 1):
             raise TinyLMError(f"{type(self).__name__}: dropout must be a number in [0, 1], "
                               f"got {dropout!r}")
