@@ -162,15 +162,17 @@ def dp_sgd(X, y, noise_multiplier, max_norm, lr, steps, sample_rate, seed=0, pri
     with probability ``sample_rate``, computes per-example gradients, and (``private``)
     clips each to ``max_norm``, adds N(0, (noise_multiplier max_norm)^2), divides by the
     expected batch size; else the plain mean over the expected batch size. Then
-    w <- w - lr g. Returns the parameters."""
-    rng = np.random.default_rng(seed)
+    w <- w - lr g. Returns the parameters. The samples and the noise come from two
+    generators seeded by ``seed``, so private and non-private runs see the same batches."""
+    sample_rng, noise_rng = (np.random.default_rng([seed, k]) for k in (0, 1))
     params = [p.copy() for p in (params or init_params(X.shape[1]))]
     expected = sample_rate * len(y)
     for _ in range(steps):
-        rows = privacy.poisson_sample(len(y), sample_rate, rng)
+        rows = privacy.poisson_sample(len(y), sample_rate, sample_rng)
         grads = per_example_grads(params, X[rows], y[rows])
         if private:
-            g = privacy.dp_noisy_gradient(grads, max_norm, noise_multiplier, expected, rng)
+            g = privacy.dp_noisy_gradient(grads, max_norm, noise_multiplier, expected,
+                                          noise_rng)
         else:
             g = [a.sum(axis=0) / expected for a in grads]
         for p, gp in zip(params, g):
