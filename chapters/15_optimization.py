@@ -1122,7 +1122,8 @@ aug_final = {name: float(np.mean([aug_hist[name, s]["val_loss"][-1] for s in aug
 aug_acc = {name: float(np.mean([aug_hist[name, s]["val_acc"][-1] for s in aug_seeds]))
            for name in AUGMENTATIONS}
 for name in AUGMENTATIONS:
-    ch.show(f"{name:24}: val loss, val acc (mean of {len(aug_seeds)} seeds)",
+    ch.show(f"{name:24}: val loss, val acc ("
+            + (f"mean of {len(aug_seeds)} seeds)" if len(aug_seeds) > 1 else "one seed)"),
             [aug_final[name], aug_acc[name]])
 ch.check("deletion lowers the final validation loss (mean over seeds)",
          aug_final["deletion p=0.3"] < aug_final["none"],
