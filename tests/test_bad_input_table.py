@@ -9,13 +9,14 @@ what was expected and what came (the regex checks the name and the offending val
 Bad input that used to slip through and was mended for this table: float16 logits (softmax,
 log-softmax and cross-entropy came back silently wrong), a negative layer-norm eps (NaN), a
 non-numeric ``p`` for dropout, ragged lists for ``Tensor``, a bad dtype for ``astype``,
-``item()`` of many elements, strings in ``load_state_dict``, RMSprop's alpha > 1 (NaN),
-a non-callable ``LambdaLR``, a NaN ``ns_exponent`` for word2vec, a negative
-``max_new_tokens`` for the models' ``generate``, truncated or inconsistent safetensors
-headers (they loaded as empty, or crashed with a TypeError), ``checkpoint_interval=0`` and a
-negative ``grad_clip`` for the Trainer, a Trainer given no model or a ``get_batch`` that
-returns no pair, and ``train --resume`` without a checkpoint (its message named another
-option).
+``item()`` of many elements, strings in ``load_state_dict``, RMSprop's alpha > 1 (NaN), a
+non-callable ``LambdaLR``, a NaN ``ns_exponent`` for word2vec, a negative ``max_new_tokens``
+for the models' ``generate``, truncated or inconsistent safetensors headers (they loaded as
+empty, or crashed with a TypeError), ``checkpoint_interval=0`` and a negative ``grad_clip``
+for the Trainer, a Trainer given no model or a ``get_batch`` that returns no pair, and
+``train --resume`` without a checkpoint (its message named another option). The fuzz test
+(test_fuzz_ops.py) found three more: a repeated reduction axis and ``bool - bool`` (raw NumPy
+errors) and ``max(axis=0)`` of a 0-d tensor (a ZeroDivisionError).
 """
 import contextlib
 import functools
@@ -173,6 +174,10 @@ ROWS = [
      r"sum: inputs of shape \(2,\): axis 3 is out of bounds"),
     ("mean-axis", lambda t: ones(2, 3).mean(axis=(0, 5)), ShapeError,
      r"mean: inputs of shape \(2, 3\): axis 5 is out of bounds"),
+    ("sum-repeated-axis", lambda t: ones(2, 3).sum(axis=(0, -2)), ShapeError,
+     r"sum: axis \(0, -2\) names an axis twice \(input of 2 axes\)"),
+    ("sub-booleans", lambda t: Tensor(np.ones(2, bool)) - Tensor(np.ones(2, bool)), DTypeError,
+     r"sub: inputs \(2,\) bool, \(2,\) bool: numpy boolean subtract"),
     ("mean-empty", lambda t: Tensor(np.zeros(0)).mean(), ShapeError,
      r"mean: no elements to average over \(shape \(0,\)"),
     ("max-empty", lambda t: Tensor(np.zeros(0)).max(), ShapeError,

@@ -436,6 +436,11 @@ class Function:
             out = Tensor._wrap(fn.forward(*(t.data for t in tensors), **params))
         except TinyLMError:
             raise
+        except TypeError as e:   # NumPy refusing a dtype: bool - bool, a float index...
+            if not any(word in str(e) for word in ("numpy", "ufunc", "dtype", "not supported")):
+                raise          # an error in tinylm's own code: keep its traceback
+            dtypes = ", ".join(f"{t.shape} {t.dtype}" for t in tensors)
+            raise DTypeError(f"{cls.__name__.lower()}: inputs {dtypes}: {e}") from None
         except (ValueError, IndexError) as e:  # NumPy's own errors: say which op and shapes
             shapes = ", ".join(str(t.shape) for t in tensors)
             message = f"{cls.__name__.lower()}: inputs of shape {shapes}: {e}"
@@ -685,7 +690,7 @@ def _is_basic_index(key):
 # --- reductions ----------------------------------------------------------------------
 def _expand_reduced(g, in_shape, axis, keepdims):
     """Put back the axes a reduction removed, so ``g`` broadcasts against the input."""
-    if axis is None or keepdims:
+    if axis is None or keepdims or not in_shape:     # a 0-d input: nothing was removed
         return g.reshape([1] * len(in_shape)) if axis is None and not keepdims else g
     axes = (axis,) if isinstance(axis, int) else axis
     for ax in sorted(ax % len(in_shape) for ax in axes):
@@ -693,8 +698,17 @@ def _expand_reduced(g, in_shape, axis, keepdims):
     return g
 
 
+def _no_repeated_axis(axis, ndim, name):
+    """NumPy refuses ``axis=(0, 0)`` with a ValueError; say it in shape terms (an axis out of
+    range is NumPy's AxisError, which ``Function.apply`` reports)."""
+    if isinstance(axis, tuple) and ndim and all(-ndim <= ax < ndim for ax in axis) \
+            and len({ax % ndim for ax in axis}) < len(axis):
+        raise ShapeError(f"{name}: axis {axis} names an axis twice (input of {ndim} axes)")
+
+
 class Sum(Function):
     def forward(self, a, axis=None, keepdims=False):
+        _no_repeated_axis(axis, a.ndim, type(self).__name__.lower())
         self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
         return a.sum(axis=axis, keepdims=keepdims)
 
@@ -723,6 +737,7 @@ class Max(Function):
     def forward(self, a, axis=None, keepdims=False):
         if a.size == 0:
             raise ShapeError(f"max: cannot reduce an empty array of shape {a.shape}")
+        _no_repeated_axis(axis, a.ndim, "max")
         self.a, self.axis, self.keepdims = a, axis, keepdims
         self.out = a.max(axis=axis, keepdims=True)
         return self.out if keepdims else self.out.reshape(_reduced_shape(a.shape, axis))
@@ -738,7 +753,7 @@ class Max(Function):
 
 def _reduced_shape(shape, axis):
     """``shape`` without the reduced axes (all of them for ``axis=None``)."""
-    if axis is None:
+    if axis is None or not shape:
         return ()
     axes = {ax % len(shape) for ax in ((axis,) if isinstance(axis, int) else axis)}
     return tuple(n for i, n in enumerate(shape) if i not in axes)
