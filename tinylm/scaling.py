@@ -241,7 +241,7 @@ def gpt_activation_bytes(config, batch, seq_len=None, float_bytes=4):
     tokens, f = batch * T, float_bytes
     # floats per token and block, with biases (the "+b" outputs go without them: 11 d):
     #   ln_1: x_hat d, 1/std 1, x_hat*w d, +b d                          3 d + 1
-    #   c_attn: x W^T 3d, +b 3d (q, k, v are views of it)               6 d
+    #   c_attn: q, k, v each x W_i^T d and +b_i d (W_i a row block)     6 d
     #   FusedAttention: the softmax weights, H T                         H T
     #     (streaming: only the log-sum-exp, H)
     #   weights @ V d, heads merged (a copy) d, c_proj d, +b d, residual d    5 d
