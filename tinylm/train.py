@@ -226,14 +226,16 @@ class Trainer:
 
     @no_grad()
     def evaluate(self, it=0):
-        """Mean loss over ``eval_iters`` batches of each split (dropout off)."""
+        """Mean loss over ``eval_iters`` batches of each split (dropout off, no graph
+        recorded: nothing is differentiated here)."""
         self.model.eval()
         rng = np.random.default_rng([self.config.seed, it, 1])
         out = {}
         shard = self.parallel.shard if self.parallel is not None else (lambda a: a)
         for split in ("train", "val"):
-            losses = [self._loss(*map(shard, self._batch(split, rng))).item()
-                      for _ in range(self.config.eval_iters)]
+            with no_grad():
+                losses = [self._loss(*map(shard, self._batch(split, rng))).item()
+                          for _ in range(self.config.eval_iters)]
             out[split] = float(np.mean(losses)) if self.parallel is None else \
                 self.parallel.mean(np.mean(losses))
         self.model.train()
