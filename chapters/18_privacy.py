@@ -418,9 +418,10 @@ ch.show("noise std of g~ (each weight over 300 draws, averaged), measured vs sig
         [draws.std(axis=0).mean(), 1.5 * C / 32.0])
 ch.check("the noise has standard deviation sigma C / (q N) (within 1%)",
          abs(draws.std(axis=0).mean() / (1.5 * C / 32.0) - 1) < 0.01)
+# the largest of 7368 mean deviations stays within 6 standard errors
 ch.check("and the noisy gradient is centred on the clipped sum / (q N)",
          (draws.mean(axis=0), privacy.clip_per_example(few, C)[0][0].sum(0) / 32.0,
-          6 * 1.5 * C / 32.0 / math.sqrt(300)))   # 6 standard errors, the max of 7368
+          6 * 1.5 * C / 32.0 / math.sqrt(300)))
 sizes = [len(privacy.poisson_sample(N, 64 / N, np.random.default_rng(s))) for s in range(2000)]
 ch.show("Poisson batch sizes, q N = 64: mean, std", [np.mean(sizes), np.std(sizes)])
 ch.check("Poisson sampling: mean batch size q N, std sqrt(q (1 - q) N)",
