@@ -216,7 +216,8 @@ def adagrad_rule(w, g, state, lr, eps=1e-10):
 
 
 def rmsprop_rule(w, g, state, lr, alpha=0.99, eps=1e-8):
-    """s <- alpha s + (1 - alpha) g^2 (a running mean: forgets), w <- w - lr g / (sqrt(s) + eps)."""
+    """s <- alpha s + (1 - alpha) g^2 (a running mean: it forgets),
+    w <- w - lr g / (sqrt(s) + eps)."""
     state["s"] = alpha * state.get("s", 0.0) + (1 - alpha) * g * g
     return w - lr * g / (np.sqrt(state["s"]) + eps)
 
@@ -565,8 +566,8 @@ for t in range(1, 11):
 ch.show("Adam, constant g: m_t / g for t = 1..10 (the bias)", np.array(raw_m)[:, 0])
 ch.check("Adam: m_t = (1 - b1^t) g for a constant gradient",
          (np.array(raw_m)[:, 0], 1 - 0.9 ** np.arange(1, 11), 1e-12))
-ch.check("Adam: the bias-corrected m^_t == g exactly", (np.array(m_hats), np.tile(g_const, (10, 1)),
-                                                          1e-15))
+ch.check("Adam: the bias-corrected m^_t == g exactly",
+         (np.array(m_hats), np.tile(g_const, (10, 1)), 1e-15))
 first = adam_rule(np.zeros(3), g_const, {}, lr=0.1)
 ch.show("Adam: the first step, for g = (0.5, -2, 0.001)", first)
 ch.check("Adam: the first step moves every coordinate by lr against the gradient's sign",
@@ -696,7 +697,8 @@ ch.check("every adaptive optimiser ends with a lower training loss than SGD and 
          < min(race[n]["train_loss"][-1] for n in ("SGD", "momentum")))
 counts = np.bincount(np.concatenate(data["train"][0]), minlength=V)
 embed_start = BowClassifier(V, seed=0).embed.data
-moved = {n: np.linalg.norm(race_models[n].embed.data - embed_start, axis=1) for n in ("SGD", "Adam")}
+moved = {n: np.linalg.norm(race_models[n].embed.data - embed_start, axis=1)
+         for n in ("SGD", "Adam")}
 rare, frequent = (counts >= 2) & (counts <= 3), counts >= 50
 ratio = {n: float(np.median(moved[n][rare]) / np.median(moved[n][frequent])) for n in moved}
 ch.show("median distance moved by an embedding row, rare words (2-3 uses) / frequent (50+)",

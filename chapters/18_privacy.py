@@ -245,7 +245,7 @@ quick = ch.quick
 # M(D) it is normal with mean `1 / (2 sigma^2)` and variance `1 / sigma^2`. The exact
 # trade-off between epsilon and delta follows (Balle & Wang 2018):
 #
-#     delta(epsilon) = Phi(1/(2 sigma) - epsilon sigma) - e^epsilon Phi(-1/(2 sigma) - epsilon sigma)
+#     delta(eps) = Phi(1/(2 sigma) - eps sigma) - e^eps Phi(-1/(2 sigma) - eps sigma)
 #
 # The accountant of section 4 works instead with the **Renyi divergence** of order alpha,
 # `D_alpha(P || Q) = log E_Q[(p/q)^alpha] / (alpha - 1)`, which for these two Gaussians is
@@ -253,7 +253,7 @@ quick = ch.quick
 
 # %%
 ch.section("1. The Gaussian mechanism: privacy loss, delta(epsilon), Renyi divergence")
-ch.formula("delta(epsilon) = P_D[L > epsilon] - e^epsilon P_D'[L > epsilon]   (the tightest delta)")
+ch.formula("delta(epsilon) = P_D[L > epsilon] - e^epsilon P_D'[L > epsilon]  (the tightest)")
 sigma = 2.0
 rng = np.random.default_rng(0)
 o = 0.0 + sigma * rng.standard_normal(200_000)          # outputs of M(D), c = 0

@@ -113,7 +113,8 @@ def _renyi_by_quadrature(q, sigma, alpha):
     mu_q / mu_0 = (1 - q) + q exp((2 z - 1) / (2 sigma^2))."""
     z = np.linspace(-30 * sigma, 30 * sigma + alpha, 400001)
     log_ratio = np.log1p(-q) + np.log1p(q / (1 - q) * np.exp((2 * z - 1) / (2 * sigma ** 2)))
-    log_f = alpha * log_ratio - z ** 2 / (2 * sigma ** 2) - 0.5 * math.log(2 * math.pi * sigma ** 2)
+    log_q = -z ** 2 / (2 * sigma ** 2) - 0.5 * math.log(2 * math.pi * sigma ** 2)
+    log_f = alpha * log_ratio + log_q
     m = log_f.max()
     f = np.exp(log_f - m)
     integral = (z[1] - z[0]) * (f.sum() - (f[0] + f[-1]) / 2)     # the trapezoid rule

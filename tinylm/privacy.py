@@ -21,8 +21,11 @@ Document 002 (9.5) names the tools: differential privacy "by adding noise and sa
       rdp(alpha) = log(A_alpha) / (alpha - 1)                   (one step)
 
   which is exactly the Renyi divergence D_alpha((1-q) N(0, sigma^2) + q N(1, sigma^2) ||
-  N(0, sigma^2)). With q = 1 (no sampling) it is the Gaussian mechanism's
-  ``alpha / (2 sigma^2)``. T steps compose by adding: ``T * rdp(alpha)``. The guarantee
+  N(0, sigma^2)); Mironov, Talwar & Zhang show that this direction is the larger of the
+  two, so it bounds both adding and removing an example. (Dividing by C and rotating turn
+  a sum of gradients clipped to C, with noise sigma C, into this one-dimensional case.)
+  With q = 1 (no sampling) it is the Gaussian mechanism's ``alpha / (2 sigma^2)``.
+  T steps compose by adding: ``T * rdp(alpha)``. The guarantee
   becomes (epsilon, delta)-DP by minimising over the orders, either with the classic
   conversion (Mironov 2017, Proposition 3)::
 
@@ -31,7 +34,7 @@ Document 002 (9.5) names the tools: differential privacy "by adding noise and sa
   or the tighter one of Canonne, Kamath & Steinke (2020, Proposition 12; the one Opacus and
   TF Privacy use today)::
 
-      epsilon = min_alpha  T rdp(alpha) + log((alpha - 1)/alpha) - (log delta + log alpha)/(alpha - 1)
+      epsilon = min_alpha  T rdp(alpha) + log((alpha-1)/alpha) - (log delta + log alpha)/(alpha-1)
 
   Assumptions, all of them needed: neighbouring datasets differ by adding or removing one
   example; batches are Poisson samples (not a shuffled pass over the data: that is a
@@ -247,8 +250,9 @@ def rdp_to_epsilon(orders, rdp, delta, method="classic"):
     orders = _orders(who, orders)
     rdp = np.asarray(rdp, dtype=np.float64)
     if rdp.shape != orders.shape:
-        raise ShapeError(f"{who}: expected one RDP value per order, got {rdp.shape[0] if rdp.ndim else rdp.shape} "
-                         f"values for {orders.size} orders")
+        got = rdp.shape[0] if rdp.ndim else rdp.shape
+        raise ShapeError(f"{who}: expected one RDP value per order, got {got} values for "
+                         f"{orders.size} orders")
     if np.any(np.isnan(rdp)) or np.any(rdp < 0):
         raise TinyLMError(f"{who}: RDP values must be >= 0, got min {np.nanmin(rdp)}"
                           + (" and NaN" if np.any(np.isnan(rdp)) else ""))
