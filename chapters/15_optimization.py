@@ -1140,8 +1140,9 @@ for i, name in enumerate(AUGMENTATIONS):
         ax.fill_between(ep, curves.min(axis=0), curves.max(axis=0), color=f"C{i}", alpha=0.15)
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation loss (cross-entropy)")
-ax.set_title(f"Text augmentation, Adam lr 0.01 (mean{' and range' if len(aug_seeds) > 1 else ''}"
-             f" over {len(aug_seeds)} seed{'s' if len(aug_seeds) > 1 else ''})")
+ax.set_title("Text augmentation, Adam lr 0.01 ("
+             + (f"mean and range over {len(aug_seeds)} seeds)" if len(aug_seeds) > 1
+                else "one seed)"))
 ax.legend(fontsize=8)
 ch.savefig(fig, "15_augmentation.png")
 
