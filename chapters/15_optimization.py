@@ -655,7 +655,8 @@ ch.check("the best learning rates differ by over 100x between optimisers (SGD vs
 fig, ax = plt.subplots(figsize=(7, 4.3))
 for i, name in enumerate(LR_GRID):
     lrs = [lr for (n, lr) in sweep if n == name]
-    ax.plot(lrs, [sweep[name, lr] for lr in lrs], "o-", color=f"C{i}", label=name)
+    ax.plot(lrs, [sweep[name, lr] for lr in lrs], "o-", color=f"C{i}",
+            label=name + (f" (weight decay {RACE_DECAY[name]:g})" if name in RACE_DECAY else ""))
     ax.plot(best_lr[name], sweep[name, best_lr[name]], "*", color=f"C{i}", ms=14)
 ax.set_xscale("log")
 ax.set_xlabel("learning rate (log scale)")
