@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tinylm import TinyLMError, checkpoint, io, nn
+from tinylm import ShapeError, TinyLMError, checkpoint, io, nn
 
 FORMATS = [".safetensors", ".npz"]
 
@@ -148,3 +148,86 @@ def test_the_safetensors_package_agrees(tmp_path, rng):
     assert meta == {"b": 2}
     for name, array in state.items():
         np.testing.assert_array_equal(loaded[name], array)
+
+
+# --- integrity: checksums, code never run, shapes checked against the model ----------------
+class _Payload:
+    """Unpickling this would create ``path``: the code a pickle-based loader would run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import pathlib
+        return pathlib.Path(self.path).touch, ()
+
+
+def test_loading_never_runs_code_from_the_file(tmp_path, monkeypatch):
+    import pickle
+    marker = tmp_path / "code_was_run"
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, w=np.array([_Payload(marker)], dtype=object))
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("pickle was used")
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    with pytest.raises(TinyLMError, match="not an .npz archive of plain arrays"):
+        checkpoint.load(evil)
+    assert not marker.exists()
+    for suffix in FORMATS:                   # a normal load uses no pickle either
+        path = tmp_path / f"ok{suffix}"
+        checkpoint.save(path, {"w": np.ones(3)}, {"a": 1})
+        assert checkpoint.load(path)[1] == {"a": 1}
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_damaged_or_edited_file_fails_its_checksum(tmp_path, rng, suffix):
+    path = tmp_path / f"model{suffix}"
+    state = {"w": rng.standard_normal((4, 4)), "b": np.arange(3, dtype=np.int64)}
+    checkpoint.save(path, state, {"iter": 5})
+    raw = path.read_bytes()
+    if suffix == ".safetensors":            # one bit of one weight, in the data section
+        damaged = raw[:-30] + bytes([raw[-30] ^ 0x04]) + raw[-29:]
+    else:                                    # an .npz written again with a changed weight
+        arrays = dict(np.load(path, allow_pickle=False))
+        arrays["w"] = arrays["w"].copy()
+        arrays["w"][0, 0] += 1e-12
+        np.savez(path, **arrays)
+        damaged = path.read_bytes()
+    path.write_bytes(damaged)
+    with pytest.raises(TinyLMError, match="is corrupt: its SHA-256 checksum does not match"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_every_truncation_is_refused(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    checkpoint.save(path, {"w": np.arange(12.0).reshape(3, 4)}, {"iter": 1})
+    raw = path.read_bytes()
+    for cut in range(0, len(raw), max(1, len(raw) // 40)):
+        path.write_bytes(raw[:cut])
+        with pytest.raises(TinyLMError):
+            checkpoint.load(path)
+
+
+def test_a_checkpoint_of_another_shape_names_the_parameter(tmp_path):
+    from tinylm.models import GPT, GPTConfig
+    from tinylm.train import TrainConfig, Trainer
+
+    def trainer(n_embd):
+        model = GPT(GPTConfig(block_size=8, vocab_size=5, n_layer=1, n_head=2, n_embd=n_embd),
+                    seed=0)
+        batch = lambda split, r: (np.zeros((2, 8), int), np.zeros((2, 8), int))  # noqa: E731
+        cfg = TrainConfig(max_iters=1, eval_interval=1, eval_iters=1, warmup_iters=0,
+                          progress=False, out_dir=str(tmp_path / "run"))
+        return Trainer(model, model.configure_optimizers(0.0, 1e-3, (0.9, 0.99)), batch, cfg)
+    trainer(8).fit()
+    other = trainer(16)
+    before = other.model.state_dict()
+    with pytest.raises(ShapeError, match=r"train: cannot resume from .*ckpt.safetensors: "
+                                         r"load_state_dict: transformer.wte.weight has shape "
+                                         r"\(5, 8\) in the state, expected \(5, 16\)"):
+        other.fit(resume=True)
+    after = other.model.state_dict()       # nothing was assigned
+    assert all(np.array_equal(before[k], after[k]) for k in before)
