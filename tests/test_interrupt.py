@@ -149,6 +149,7 @@ def reference(tmp_path_factory):
     return history
 
 
+@pytest.mark.slow
 def test_sigkill_between_during_and_at_random_points_then_resume(tmp_path, reference):
     out = tmp_path / "run"
     kills = []
@@ -261,6 +262,7 @@ def _cli(out, *extra):
                             env=env, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_train_command_saves_and_exits_cleanly(tmp_path):
     out = tmp_path / "gpt"
     proc = _cli(out, "--max-iters", "100000", "--eval-interval", "100000")

@@ -60,6 +60,7 @@ print(json.dumps({"samples": samples, "losses": losses}))
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
 def test_ten_thousand_steps_do_not_grow_resident_memory():
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",

@@ -110,6 +110,8 @@ def _default_loss(model, x, y):
 class Trainer:
     def __init__(self, model, optimizer, get_batch, config=None, loss_fn=None, metadata=None,
                  parallel=None):
+        if parallel is not None and parallel.module is not model:
+            raise TinyLMError("Trainer: parallel= must wrap this trainer's model")
         for name, value, ok, expected in (
                 ("model", model, callable(getattr(model, "parameters", None)), "a Module"),
                 ("optimizer", optimizer, hasattr(optimizer, "param_groups"), "an optimiser"),
@@ -119,8 +121,6 @@ class Trainer:
                 raise TinyLMError(f"Trainer: {name} must be {expected}, got "
                                   f"{type(value).__name__}")
         self.model, self.optimizer, self.get_batch = model, optimizer, get_batch
-        if parallel is not None and parallel.module is not model:
-            raise TinyLMError("Trainer: parallel= must wrap this trainer's model")
         self.parallel = parallel                # None: one process
         self.is_root = parallel is None or parallel.rank == 0     # prints and writes files
         self.config = config or TrainConfig()
