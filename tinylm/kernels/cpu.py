@@ -188,9 +188,13 @@ def _cross_entropy_rows(x, target, valid, smoothing, loss, lse):
     for i in range(n):
         m = _row_max(x, i)
         _exp_shifted(x[i], m, exps)
-        lse[i] = m + math.log(_sum(exps))
+        log_sum = math.log(_sum(exps))
+        lse[i] = m + log_sum
         if valid[i]:
-            loss[i] = lse[i] - (1.0 - smoothing) * x[i, target[i]] - smoothing * _sum(x[i]) / c
+            # lse - (1-eps) x_t - eps mean(x), written around the max m: (m - x_t) is exact,
+            # where lse - x_t would lose the small loss under large logits (|x| ~ 1e4 in float32)
+            loss[i] = (log_sum + (1.0 - smoothing) * (m - x[i, target[i]])
+                       + smoothing * (m - _sum(x[i]) / c))
         else:
             loss[i] = 0.0
 
