@@ -234,35 +234,43 @@ def cross_entropy_backward(logits, lse, target, valid, smoothing, row_scale):
 
 
 # --- layer normalisation over rows ---------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
+def _sum_squared_deviations(a, mu):
+    """sum_j (a[j] - mu)^2 in float64, in four lanes (see ``_sum``)."""
+    s = 0.0
+    for j in range(a.size):
+        d = a[j] - mu
+        s += d * d
+    return s
+
+
+@njit(cache=True, error_model="numpy")
 def _layer_norm_rows(x, eps, out, inv_std):
     n, c = x.shape
     for i in range(n):
-        mu = 0.0
-        for j in range(c):
-            mu += x[i, j]
-        mu /= c
-        var = 0.0
-        for j in range(c):                      # two passes: no cancellation in E[x^2] - mu^2
-            d = x[i, j] - mu
-            var += d * d
-        r = 1.0 / math.sqrt(var / c + eps)
+        mu = _sum(x[i]) / c
+        # two passes: no cancellation as in E[x^2] - mu^2
+        r = 1.0 / math.sqrt(_sum_squared_deviations(x[i], mu) / c + eps)
         inv_std[i, 0] = r
         for j in range(c):
             out[i, j] = (x[i, j] - mu) * r
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
+def _dot(a, b):
+    """sum_j a[j] b[j] in float64, in four lanes (see ``_sum``)."""
+    s = 0.0
+    for j in range(a.size):
+        s += a[j] * b[j]
+    return s
+
+
+@njit(cache=True, error_model="numpy")
 def _layer_norm_rows_grad(x_hat, inv_std, g, out):
     n, c = x_hat.shape
     for i in range(n):
-        mean_g = 0.0
-        mean_gx = 0.0
-        for j in range(c):
-            mean_g += g[i, j]
-            mean_gx += g[i, j] * x_hat[i, j]
-        mean_g /= c
-        mean_gx /= c
+        mean_g = out.dtype.type(_sum(g[i]) / c)
+        mean_gx = out.dtype.type(_dot(g[i], x_hat[i]) / c)
         for j in range(c):
             out[i, j] = (g[i, j] - mean_g - x_hat[i, j] * mean_gx) * inv_std[i, 0]
 
@@ -299,9 +307,10 @@ def embedding_backward(g, ids, num_rows):
 
 
 # --- Adam / AdamW ----------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adam(p, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, weight_decay, decoupled):
-    # every scalar arrives in p's dtype, so a float32 loop stays float32 and vectorises
+    # every scalar arrives in p's dtype, so a float32 loop stays float32, and with
+    # error_model="numpy" (no ZeroDivisionError check in the loop) LLVM vectorises it
     one = p.dtype.type(1.0)
     step_size = lr / bias1
     shrink = one - lr * weight_decay
