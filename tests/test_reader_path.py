@@ -133,6 +133,7 @@ def test_markdown_subset():
         | a | b |
         |---|---|
         | 1 | `2` |
+        | `x \\| y` | 3 |
         """))
     assert "<h2>A <em>title</em></h2>" in html
     assert "<code>x &lt; y</code>" in html and "<strong>bold</strong>" in html
@@ -140,6 +141,7 @@ def test_markdown_subset():
     assert "<ul><li>one</li><li>two</li></ul>" in html
     assert "<pre>indented code &lt;here&gt;</pre>" in html
     assert "<th>a</th>" in html and "<td><code>2</code></td>" in html
+    assert "<td><code>x | y</code></td><td>3</td>" in html        # an escaped pipe
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,8 @@ pre.error { border-left: 3px solid #c33; }
 code { font-size: 90%; }
 img { max-width: 100%; display: block; margin: .8em auto; }
 table { border-collapse: collapse; font-size: 80%; }
-td, th { border: 1px solid #ccc; padding: .25em .45em; vertical-align: top; }
+td, th { border: 1px solid #ccc; padding: .25em .45em; vertical-align: top;
+         overflow-wrap: anywhere; }
 nav { margin: 1em 0; }
 """
 ON_LOAD = """<script>
@@ -127,7 +128,10 @@ def _inline(text):
 
 
 def _table(rows):
-    cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
+    # cells split at unescaped pipes; "\|" is a literal pipe inside a cell (GitHub's rule)
+    cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|",
+                                                               row.strip().strip("|"))]
+             for row in rows]
     head, body = cells[0], [r for r in cells[1:] if not all(set(c) <= set("-: ") for c in r)]
     out = ["<table>", "<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body]
