@@ -40,8 +40,8 @@ pre.error { border-left: 3px solid #c33; }
 code { font-size: 90%; }
 img { max-width: 100%; display: block; margin: .8em auto; }
 table { border-collapse: collapse; font-size: 80%; }
-td, th { border: 1px solid #ccc; padding: .25em .45em; vertical-align: top;
-         overflow-wrap: anywhere; }
+td, th { border: 1px solid #ccc; padding: .25em .45em; vertical-align: top; }
+td code { overflow-wrap: anywhere; }
 nav { margin: 1em 0; }
 """
 ON_LOAD = """<script>
