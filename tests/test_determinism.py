@@ -21,6 +21,7 @@ from tinylm import optim
 from tinylm.embeddings import GloVe, Word2Vec
 from tinylm.models import (GPT, RNNLM, GPTConfig, LSTMClassifier, Seq2SeqTransformer,
                            TransformerClassifier)
+from tinylm.text import random_windows
 from tinylm.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,10 +94,7 @@ def test_the_trainer_repeats_its_losses_bit_for_bit():
         model, _ = gpt(0)
         data = np.random.default_rng(0).integers(0, V, 400)
 
-        def get_batch(split, rng):
-            starts = rng.integers(0, len(data) - T - 1, B)
-            return (np.stack([data[s:s + T] for s in starts]),
-                    np.stack([data[s + 1:s + T + 1] for s in starts]))
+        get_batch = random_windows({"train": data, "val": data}, T, B)
         cfg = TrainConfig(max_iters=8, eval_interval=4, eval_iters=2, warmup_iters=2,
                           seed=seed, progress=False)
         return Trainer(model, model.configure_optimizers(0.1, 1e-2, (0.9, 0.99)), get_batch,

@@ -22,6 +22,7 @@ import pytest
 
 from tinylm import checkpoint
 from tinylm.models import GPT, GPTConfig
+from tinylm.text import random_windows
 from tinylm.train import CHECKPOINT_NAME, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,17 +33,14 @@ import contextlib, sys, time
 import numpy as np
 from tinylm import checkpoint
 from tinylm.models import GPT, GPTConfig
+from tinylm.text import random_windows
 from tinylm.train import TrainConfig, Trainer
 
 out, max_iters, resume, slow = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", float(sys.argv[4])
 TEXT = np.array(list(b"abcabdabcabdabcabe" * 20), dtype=np.int64) - 97
 
 
-def get_batch(split, rng, block=8, batch=4):
-    data = TEXT[:300] if split == "train" else TEXT[300:]
-    starts = rng.integers(0, len(data) - block - 1, batch)
-    return (np.stack([data[s:s + block] for s in starts]),
-            np.stack([data[s + 1:s + block + 1] for s in starts]))
+get_batch = random_windows({"train": TEXT[:300], "val": TEXT[300:]}, 8, 4)   # (x, y) windows
 
 
 class SlowFile:
@@ -199,11 +197,7 @@ def test_sigkill_between_during_and_at_random_points_then_resume(tmp_path, refer
 TEXT = np.array(list(b"abcabdabcabdabcabe" * 20), dtype=np.int64) - 97
 
 
-def get_batch(split, rng, block=8, batch=4):
-    data = TEXT[:300] if split == "train" else TEXT[300:]
-    starts = rng.integers(0, len(data) - block - 1, batch)
-    return (np.stack([data[s:s + block] for s in starts]),
-            np.stack([data[s + 1:s + block + 1] for s in starts]))
+get_batch = random_windows({"train": TEXT[:300], "val": TEXT[300:]}, 8, 4)   # (x, y) windows
 
 
 def make_trainer(out, max_iters=12, loss_fn=None):

@@ -11,6 +11,7 @@ from tinylm import checkpoint
 from tinylm import functional as F
 from tinylm.models import GPT, GPTConfig
 from tinylm.tensor import Tensor
+from tinylm.text import random_windows
 from tinylm.train import TrainConfig, Trainer
 
 # the traps below make NumPy warn (overflow, divide by zero) on purpose
@@ -184,11 +185,7 @@ def test_a_whole_model_step_passes_under_detect_anomaly():
 TEXT = np.array(list(b"abcabdabcabdabcabe" * 20), dtype=np.int64) - 97
 
 
-def get_batch(split, rng, block=8, batch=4):
-    data = TEXT[:300] if split == "train" else TEXT[300:]
-    starts = rng.integers(0, len(data) - block - 1, batch)
-    return (np.stack([data[s:s + block] for s in starts]),
-            np.stack([data[s + 1:s + block + 1] for s in starts]))
+get_batch = random_windows({"train": TEXT[:300], "val": TEXT[300:]}, 8, 4)   # (x, y) windows
 
 
 def trainer(tmp_path, loss_fn, **kw):

@@ -17,6 +17,7 @@ import numpy as np
 from tinylm.io import save_npz
 from tinylm.models import GPT, GPTConfig
 from tinylm.parallel import DistributedDataParallel, ParallelError, rank
+from tinylm.text import random_windows
 from tinylm.train import TrainConfig, Trainer
 
 CONFIG = dict(block_size=8, vocab_size=13, n_layer=2, n_head=2, n_embd=16)
@@ -25,11 +26,7 @@ BUCKET_MIB = 0.004          # small: the GPT's gradients travel in several bucke
 TEXT = np.random.default_rng(0).integers(0, CONFIG["vocab_size"], 400)
 
 
-def get_batch(split, rng):
-    data = TEXT[:300] if split == "train" else TEXT[300:]
-    start = rng.integers(0, len(data) - CONFIG["block_size"] - 1, BATCH)
-    index = start[:, None] + np.arange(CONFIG["block_size"])
-    return data[index], data[index + 1]
+get_batch = random_windows({"train": TEXT[:300], "val": TEXT[300:]}, CONFIG["block_size"], BATCH)
 
 
 def make_model(dropout=0.0):
