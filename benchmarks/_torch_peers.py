@@ -10,6 +10,7 @@ for step: the same learning-rate schedule (``TrainConfig.lr_at``), the same batc
 generator seeded with the run's seed), gradient clipping, and evaluation on the same seeded
 batches at the same iterations. What differs is only the framework doing the arithmetic.
 """
+import argparse
 import math
 import time
 
@@ -327,6 +328,23 @@ def print_table(results, extra_column, extra_title):
             continue
         print(f"{name:10} {r['best_val_loss']:9.4f} {r['final_val_loss']:10.4f} "
               f"{r[extra_column]:12.4f} {r['train_seconds']:8.1f} {r['ms_per_iter']:8.1f}")
+
+
+def benchmark_parser(doc, repeats):
+    """The options the step benchmarks share: ``--repeats``, ``--threads`` (both frameworks
+    pinned to it, default 2) and ``--device cpu|cuda``; a script adds its own to it."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    return p
+
+
+def parse_and_pin(parser, argv):
+    """Parse the command line and pin both frameworks to ``--threads``."""
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    return args
 
 
 def set_threads(n):

@@ -20,7 +20,6 @@ the products), against PyTorch CUDA's ``scaled_dot_product_attention``; each tim
 between two synchronisations, and "extra MiB" is CuPy's pool growth during the call. Without
 CuPy or a GPU it prints "skipped: <reason>" and exits 0.
 """
-import argparse
 import json
 import platform
 import statistics
@@ -130,13 +129,9 @@ def main_cuda(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = _torch_peers.benchmark_parser(__doc__, repeats=5)
     p.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    args = p.parse_args(argv)
-    _torch_peers.set_threads(args.threads)
+    args = _torch_peers.parse_and_pin(p, argv)
     if args.device == "cuda":
         return main_cuda(args)
     torch = _torch_peers.torch_or_none()

@@ -16,7 +16,6 @@ reference formulas, against PyTorch CUDA on the same GPU in the same run (each t
 between two synchronisations); the peak is then CuPy's float32 matmul (cuBLAS). Without CuPy
 or a GPU it prints "skipped: <reason>" and exits 0.
 """
-import argparse
 import json
 import math
 import platform
@@ -125,12 +124,7 @@ def main_cuda(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    args = p.parse_args(argv)
-    _torch_peers.set_threads(args.threads)
+    args = _torch_peers.parse_and_pin(_torch_peers.benchmark_parser(__doc__, repeats=20), argv)
     if args.device == "cuda":
         return main_cuda(args)
     rng = np.random.default_rng(0)

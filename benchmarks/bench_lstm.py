@@ -9,7 +9,6 @@ the ratio to PyTorch. Prints a table and one JSON line. ``--device cuda``: both 
 (tinylm through CuPy and its CUDA kernels, PyTorch's cuDNN LSTM), each timed call between
 two synchronisations; without CuPy or a GPU it prints "skipped: <reason>" and exits 0.
 """
-import argparse
 import json
 import platform
 import sys
@@ -31,12 +30,7 @@ BATCH, BPTT = 20, 35
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    args = p.parse_args(argv)
-    _torch_peers.set_threads(args.threads)
+    args = _torch_peers.parse_and_pin(_torch_peers.benchmark_parser(__doc__, repeats=20), argv)
     if not _torch_peers.device_or_skip(args.device, "lstm_lm_step"):
         return 0
     on_gpu = args.device == "cuda"

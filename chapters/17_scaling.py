@@ -41,7 +41,6 @@ try:
 except ImportError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tinylm as tl
 from tinylm import compress, scaling
 from tinylm.chapter import Chapter, plt
 from tinylm.errors import TinyLMError
@@ -102,8 +101,7 @@ def val_loss(model, ids, block=BLOCK, max_windows=None, batch=64):
     try:
         if max_windows is not None:           # exactly the first max_windows windows
             ids = ids[:max_windows * block + 1]
-        with tl.no_grad():
-            return lm_window_loss(model, ids, block, batch)[0]
+        return lm_window_loss(model, ids, block, batch)[0]      # records no graph
     finally:
         model.train(was_training)
 
@@ -124,15 +122,6 @@ def fixed_validation(train_ids, val_ids, block=BLOCK, batch=BATCH, val_windows=2
     return get_batch
 
 
-def loss_without_graph_in_eval(model, x, y):
-    """The Trainer's loss: with a graph while training, without one in eval mode (the
-    evaluation of 256 windows at once would otherwise build a graph for nothing)."""
-    if model.training:
-        return model(x, y)[1]
-    with tl.no_grad():
-        return model(x, y)[1]
-
-
 def train_model(config, get_batch, steps, lr, seed=0, evals=6):
     """Train ``GPT(config, seed)`` for ``steps`` steps of BATCH x block tokens (AdamW, weight
     decay 0.1 on matrices, warmup + cosine decay, clipping 1.0), evaluating ``evals`` times.
@@ -142,7 +131,7 @@ def train_model(config, get_batch, steps, lr, seed=0, evals=6):
                       eval_interval=max(1, steps // evals), eval_iters=1, seed=seed,
                       progress=False)
     opt = model.configure_optimizers(weight_decay=0.1, learning_rate=lr, betas=(0.9, 0.99))
-    trainer = Trainer(model, opt, get_batch, cfg, loss_fn=loss_without_graph_in_eval)
+    trainer = Trainer(model, opt, get_batch, cfg)      # evaluate() records no graph
     history = trainer.fit()
     return model, history, trainer.train_seconds
 

@@ -364,9 +364,21 @@ def test_mha_without_weights_is_fused_and_equals_the_formula(rng, is_causal, str
                 kv_cache=cache)[0]
     rest = mha(x[:, 6:], x[:, 6:], x[:, 6:], is_causal=is_causal, need_weights=False,
                kv_cache=cache)[0]
+    # the last 3 queries see the 6 cached keys and the 3 new ones, as in the full run
+    np.testing.assert_allclose(rest.data, results[0][0][:, 6:], rtol=1e-10, atol=1e-12)
     if is_causal:
         np.testing.assert_allclose(np.concatenate([first.data, rest.data], axis=1),
                                    results[0][0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_causal_queries_without_keys_are_an_error_on_both_paths(rng, need_weights):
+    """5 causal queries aligned to the end of 3 keys: the first two see none; the fused path
+    (no weights) refuses it as the formula does, instead of returning NaN."""
+    mha = make_mha(batch_first=True)
+    x = rng.standard_normal((1, 5, 8))
+    with pytest.raises(tl.TinyLMError, match="4 query row"):
+        mha(x, x[:, :3], x[:, :3], is_causal=True, need_weights=need_weights)
 
 
 def test_kv_cache_with_key_padding_and_mismatch(rng):

@@ -95,6 +95,16 @@ def test_cross_entropy(rng, dtype, smoothing):
                                                row_scale), dtype)
 
 
+def test_cross_entropy_with_a_minus_inf_logit_is_finite(dtype):
+    """A masked-out class (-inf logit) has probability 0; without label smoothing the loss
+    never touches the mean of the logits (0 * inf would be NaN)."""
+    x = np.array([[1.0, -np.inf, 0.5], [-np.inf, 2.0, 0.0]], dtype=dtype)
+    target, valid = np.array([0, 1]), np.ones(2, bool)
+    loss, lse = cpu.cross_entropy_forward(x, target, valid, 0.0)
+    close(loss, ref(reference.cross_entropy_forward, x, target, valid, 0.0)[0], dtype)
+    assert np.isfinite(loss).all() and np.isfinite(lse).all()
+
+
 def test_layer_norm(rng, dtype):
     x, g = data(rng, (30, 24), dtype) + 100, data(rng, (30, 24), dtype)   # offset: no cancel
     x_hat, inv_std = cpu.layer_norm_forward(x, 1e-5)

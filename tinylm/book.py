@@ -265,8 +265,7 @@ def build(out_dir, quick=False, numbers=None):
         if done.returncode != 0:
             summaries.append({"file": path.name, "title": chapter_title(path), "passed": 0,
                               "failed": 0, "figures": 0, "seconds": 0.0,
-                              "error": done.stderr.strip().splitlines()[-1:] or ["failed"]})
-            summaries[-1]["error"] = summaries[-1]["error"][0]
+                              "error": (done.stderr.strip().splitlines() or ["failed"])[-1]})
             continue
         summaries.append(json.loads(done.stdout.strip().splitlines()[-1]))
     (out_dir / "index.html").write_text(index_page(summaries), encoding="utf-8")
@@ -281,9 +280,7 @@ def main(argv=None):
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # the per-chapter process
     args = p.parse_args(argv)
     if args.one:
-        summary = render_chapter(Path(args.one), args.out, args.quick)
-        sys.stdout = sys.__stdout__
-        print(json.dumps(summary))
+        print(json.dumps(render_chapter(Path(args.one), args.out, args.quick)))
         return 0
     summaries = build(args.out, args.quick, args.chapters)
     bad = [s["file"] for s in summaries if s["error"] or s["failed"]]

@@ -59,19 +59,18 @@ def find_chapter(number, directory=CHAPTERS_DIR):
     raise TinyLMError(f"chapters: there is no chapter {n}; the chapters are {numbers}")
 
 
-def run_chapter(path, options=(), capture=False):
+def run_chapter(path, options=()):
     """Run one chapter script in a fresh process; returns (exit status, summary dict or None,
-    seconds, captured output or None)."""
+    seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         summary_file = Path(tmp) / "summary.json"
         env = dict(os.environ, TINYLM_CHAPTER_SUMMARY=str(summary_file))
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, str(path), *options], env=env,
-                              capture_output=capture, text=True)
+        done = subprocess.run([sys.executable, str(path), *options], env=env)
         seconds = time.perf_counter() - start
         summary = json.loads(summary_file.read_text(encoding="utf-8")) \
             if summary_file.exists() else None
-    return done.returncode, summary, seconds, (done.stdout + done.stderr) if capture else None
+    return done.returncode, summary, seconds
 
 
 def summary_table(rows):
@@ -99,7 +98,7 @@ def main(args, directory=CHAPTERS_DIR):
         rows = []
         for path in chapter_files(directory):
             print(f"=== {path.name}", flush=True)
-            status, summary, seconds, _ = run_chapter(path, args.options)
+            status, summary, seconds = run_chapter(path, args.options)
             rows.append((path, status, summary, seconds))
         print("\n" + summary_table(rows))
         return 0 if all(status == 0 for _, status, _, _ in rows) else 1
@@ -107,5 +106,5 @@ def main(args, directory=CHAPTERS_DIR):
         for path in chapter_files(directory):
             print(f"{path.name[:2]}  {chapter_title(path):<70}  chapters/{path.name}")
         return 0
-    status, _, _, _ = run_chapter(find_chapter(args.number, directory), args.options)
+    status, _, _ = run_chapter(find_chapter(args.number, directory), args.options)
     return status

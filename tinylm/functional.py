@@ -561,6 +561,15 @@ def causal_mask(n_queries, n_keys, offset=0):
     return np.tril(np.ones((n_queries, n_keys), dtype=bool), k=offset)
 
 
+def _keyless_rows(name, count, first):
+    """The error for query rows that see no key: softmax over nothing has no value."""
+    return TinyLMError(
+        f"{name}: {count} query row(s) have every key masked out (the first at index {first} "
+        f"of the (..., L) rows); softmax over no keys is undefined (PyTorch returns NaN "
+        f"there). Let each query see at least one key (check attn_mask / key_padding_mask / "
+        f"is_causal).")
+
+
 def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, training=True,
               generator=None, scale=None, name="scaled_dot_product_attention"):
     """softmax(Q K^T * scale + additive, masked where not ``allowed``) V, and the weights.
@@ -581,12 +590,8 @@ def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, tra
     if additive is not None or allowed is not None:
         dead = get_array_module(scores.data).isneginf(scores.data).all(axis=-1)
         if dead.any():
-            where_ = tuple(int(i) for i in np.argwhere(to_numpy(dead))[0])
-            raise TinyLMError(
-                f"{name}: {int(dead.sum())} query row(s) have every key masked out (the "
-                f"first at index {where_} of the (..., L) rows); softmax over no keys is "
-                f"undefined (PyTorch returns NaN there). Let each query see at least one key "
-                f"(check attn_mask / key_padding_mask / is_causal).")
+            raise _keyless_rows(name, int(dead.sum()),
+                                tuple(int(i) for i in np.argwhere(to_numpy(dead))[0]))
     weights = softmax(scores, axis=-1)
     if dropout_p > 0 and training:
         weights = dropout(weights, dropout_p, training=True, generator=generator)
@@ -623,6 +628,11 @@ class FusedAttention(Function):
         (tests and chapter 10 run both paths on the same small input)."""
         self.q, self.k, self.v, self.scale, self.offset = q, k, v, scale, causal_offset
         L, S = q.shape[-2], k.shape[-2]
+        if causal_offset is not None and causal_offset < 0 and L:
+            # query i sees keys j <= i + offset: the first -offset queries see none
+            raise _keyless_rows("attention (causal)",
+                                min(L, -causal_offset) * math.prod(q.shape[:-2]),
+                                (0,) * (q.ndim - 1))
         if streaming or (streaming is None and L * S > STREAMING_MIN_SCORES):
             self.weights = None
             self.out, self.lse = kernel("attention_forward", q, k, v)(q, k, v, scale,
@@ -632,7 +642,7 @@ class FusedAttention(Function):
         scores = q @ k.swapaxes(-1, -2)
         scores *= scale
         if causal_offset is not None:
-            xp.copyto(scores, -math.inf, where=~causal_mask(L, S, causal_offset))
+            xp.copyto(scores, -math.inf, where=xp.asarray(~causal_mask(L, S, causal_offset)))
         self.weights = kernel("softmax_forward", scores)(scores)
         return self.weights @ v
 

@@ -222,9 +222,9 @@ class LSTMSequence(_Sequence):
         dc = grad[T].astype(self.dtype, copy=True)     # dL/dc_T from the c_n output
         dh = xp.zeros_like(dc)
         dA = xp.empty((T,) + dc.shape[:1] + (4 * H,), dtype=self.dtype)
+        cell_backward = kernel("lstm_cell_backward", self.gates, dc)      # once, not per step
         for s in range(T - 1, -1, -1):
             dh += g_h[s]
-            cell_backward = kernel("lstm_cell_backward", self.gates[s], dc)
             cell_backward(self.gates[s], self.tanh_cs[s], self.cs[s], dh, dc, dA[s])
             xp.matmul(dA[s], self.w_hh, out=dh)              # W_hh^T dA_t, to step t-1
         return self._gradients(dA, dA, self.hs[:-1], (dh, dc))
@@ -277,9 +277,9 @@ class GRUSequence(_Sequence):
         d_xw = xp.empty((T,) + g.shape[1:2] + (3 * H,), dtype=self.dtype)
         d_hw = xp.empty_like(d_xw)
         dh = xp.zeros(g.shape[1:], dtype=self.dtype)
+        cell_backward = kernel("gru_cell_backward", self.rzn, dh)         # once, not per step
         for s in range(T - 1, -1, -1):
             dh += g[s]
-            cell_backward = kernel("gru_cell_backward", self.rzn[s], dh)
             cell_backward(self.rzn[s], self.u[s], self.hs[s], dh, d_xw[s], d_hw[s])
             dh += d_hw[s] @ self.w_hh                       # dh z + W_hh^T d(h part)
         return self._gradients(d_xw, d_hw, self.hs[:-1], (dh,))

@@ -428,7 +428,7 @@ class Function:
     def apply(cls, *inputs, **params):
         like = next((x for x in inputs if isinstance(x, Tensor)), None)
         tensors = tuple(as_tensor(x, like) for x in inputs)
-        if _modules.get("cupy") is not None:    # without CuPy every array is NumPy
+        if sys.modules.get("cupy") is not None:    # without CuPy every array is NumPy
             params = _on_one_device(cls, tensors, params)
         fn = cls()
         fn.needs_grad = tuple(t.requires_grad for t in tensors)
@@ -462,9 +462,6 @@ class Function:
 
     def backward(self, grad_output):
         raise NotImplementedError  # abstract: every subclass defines it
-
-
-_modules = sys.modules
 
 
 def _on_one_device(cls, tensors, params):

@@ -233,9 +233,8 @@ class Trainer:
         out = {}
         shard = self.parallel.shard if self.parallel is not None else (lambda a: a)
         for split in ("train", "val"):
-            with no_grad():
-                losses = [self._loss(*map(shard, self._batch(split, rng))).item()
-                          for _ in range(self.config.eval_iters)]
+            losses = [self._loss(*map(shard, self._batch(split, rng))).item()
+                      for _ in range(self.config.eval_iters)]
             out[split] = float(np.mean(losses)) if self.parallel is None else \
                 self.parallel.mean(np.mean(losses))
         self.model.train()

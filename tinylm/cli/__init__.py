@@ -24,6 +24,7 @@ import argparse
 import sys
 
 from ..errors import TinyLMError
+from ..parallel.threads import blas_threads
 from . import evaluate, generate, train
 from .checkpoints import load_model
 from .common import Parser, _check_device
@@ -40,22 +41,12 @@ def build_parser():
     return parser
 
 
-def _blas_threads(n):
-    """A context limiting BLAS to ``n`` threads (``threadpoolctl``).
-
-    tinylm's matrices are small: splitting one product over threads gains little, and on a
-    busy machine waking the sleeping threads can cost far more than the product (measured
-    here: 7.4 s instead of 0.15 s per GPT step with 2 OpenBLAS threads on 2 shared cores)."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n, user_api="blas")
-
-
 def main(argv=None):
     """Run one command; returns the exit status (0, or 2 after a one-line error)."""
     try:
         args = build_parser().parse_args(argv)
         _check_device(args.device)
-        with _blas_threads(args.blas_threads):
+        with blas_threads(args.blas_threads):
             return args.handler(args)
     except (TinyLMError, OSError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__

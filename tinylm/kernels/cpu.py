@@ -193,8 +193,9 @@ def _cross_entropy_rows(x, target, valid, smoothing, loss, lse):
         if valid[i]:
             # lse - (1-eps) x_t - eps mean(x), written around the max m: (m - x_t) is exact,
             # where lse - x_t would lose the small loss under large logits (|x| ~ 1e4 in float32)
-            loss[i] = (log_sum + (1.0 - smoothing) * (m - x[i, target[i]])
-                       + smoothing * (m - _sum(x[i]) / c))
+            loss[i] = log_sum + (1.0 - smoothing) * (m - x[i, target[i]])
+            if smoothing:       # (skipped at 0: a -inf logit would make it 0 * inf = NaN)
+                loss[i] += smoothing * (m - _sum(x[i]) / c)
         else:
             loss[i] = 0.0
 
@@ -390,7 +391,9 @@ def _tile_scores(qb, k, ks, ke, qs, causal, offset):
 
 
 def _key_stop(qe, n_k, causal, offset):
-    return min(n_k, qe - 1 + offset + 1) if causal else n_k
+    """One past the last key the query tile ending at ``qe`` may see (its last query,
+    qe - 1, sees keys up to qe - 1 + offset)."""
+    return min(n_k, qe + offset) if causal else n_k
 
 
 def attention_forward(q, k, v, scale, causal_offset=None):

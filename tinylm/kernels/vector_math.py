@@ -76,8 +76,9 @@ def q_error(coefficients=None, points=20001):
 
 
 # float32, highest power first, in two halves of eight for ``_horner8`` (c_15 = 0)
-_Q_HIGH = tuple(f32(c) for c in (0.0,) + fit_q()[:7:-1])     # c_15 .. c_8
-_Q_LOW = tuple(f32(c) for c in fit_q()[7::-1])              # c_7 .. c_0
+_Q = fit_q()
+_Q_HIGH = tuple(f32(c) for c in (0.0,) + _Q[:7:-1])     # c_15 .. c_8
+_Q_LOW = tuple(f32(c) for c in _Q[7::-1])              # c_7 .. c_0
 
 
 @intrinsic
