@@ -119,17 +119,10 @@ class BowClassifier(nn.Module):
         return self.out(F.relu(self.hidden(e)))
 
 
-def decay_groups(model, weight_decay):
-    """Weight decay on the matrices only, none on the biases (as nanoGPT does)."""
-    params = list(model.parameters())
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-
-
 def make_optimizer(name, model, lr, weight_decay=0.0):
     """One of OPTIMIZERS from tinylm.optim; ``weight_decay`` is L2 on the gradient for all
     but AdamW, where it is decoupled (section 5)."""
-    groups = decay_groups(model, weight_decay)
+    groups = optim.decay_groups(model.parameters(), weight_decay)   # on matrices only
     if name == "SGD":
         return optim.SGD(groups, lr=lr)
     if name == "momentum":
@@ -773,15 +766,15 @@ def five_steps(make, penalty=0.0, decay_by_hand=0.0):
 
 
 wd, lr = 0.1, 0.5
-sgd_wd = five_steps(lambda m: optim.SGD(decay_groups(m, wd), lr=lr))
+sgd_wd = five_steps(lambda m: optim.SGD(optim.decay_groups(m.parameters(), wd), lr=lr))
 sgd_pen = five_steps(lambda m: optim.SGD(m.parameters(), lr=lr), penalty=wd)
 sgd_dec = five_steps(lambda m: optim.SGD(m.parameters(), lr=lr), decay_by_hand=wd)
 ch.check("SGD: weight_decay == L2 penalty in the loss (autograd)", (sgd_wd, sgd_pen, 1e-12))
 ch.check("SGD: weight_decay == shrinking W by (1 - lr wd) before the plain step",
          (sgd_wd, sgd_dec, 1e-12))
-adam_wd = five_steps(lambda m: optim.Adam(decay_groups(m, wd), lr=0.01))
+adam_wd = five_steps(lambda m: optim.Adam(optim.decay_groups(m.parameters(), wd), lr=0.01))
 adam_pen = five_steps(lambda m: optim.Adam(m.parameters(), lr=0.01), penalty=wd)
-adamw = five_steps(lambda m: optim.AdamW(decay_groups(m, wd), lr=0.01))
+adamw = five_steps(lambda m: optim.AdamW(optim.decay_groups(m.parameters(), wd), lr=0.01))
 adam_dec = five_steps(lambda m: optim.Adam(m.parameters(), lr=0.01), decay_by_hand=wd)
 ch.check("Adam: weight_decay == L2 penalty in the loss", (adam_wd, adam_pen, 1e-10))
 ch.check("AdamW == Adam on the raw gradient after shrinking W by (1 - lr wd)",

@@ -157,16 +157,16 @@ def test_weight_decay_equals_l2_for_sgd_not_for_adam(ch15):
             loss.backward()
             opt.step()
         return np.concatenate([p.data.ravel() for p in m.parameters()])
-    sgd = run(lambda m: optim.SGD(ch15.decay_groups(m, 0.3), lr=0.5))
+    sgd = run(lambda m: optim.SGD(optim.decay_groups(m.parameters(), 0.3), lr=0.5))
     np.testing.assert_allclose(sgd, run(lambda m: optim.SGD(m.parameters(), lr=0.5), 0.3),
                                atol=1e-13)
-    adam = run(lambda m: optim.Adam(ch15.decay_groups(m, 0.3), lr=0.05))
+    adam = run(lambda m: optim.Adam(optim.decay_groups(m.parameters(), 0.3), lr=0.05))
     np.testing.assert_allclose(adam, run(lambda m: optim.Adam(m.parameters(), lr=0.05), 0.3),
                                atol=1e-12)
-    adamw = run(lambda m: optim.AdamW(ch15.decay_groups(m, 0.3), lr=0.05))
+    adamw = run(lambda m: optim.AdamW(optim.decay_groups(m.parameters(), 0.3), lr=0.05))
     assert np.max(np.abs(adamw - adam)) > 1e-3
     # the groups: matrices decayed, biases not
-    groups = ch15.decay_groups(ch15.BowClassifier(9, seed=0), 0.1)
+    groups = optim.decay_groups(ch15.BowClassifier(9, seed=0).parameters(), 0.1)
     assert all(p.ndim >= 2 for p in groups[0]["params"]) and groups[1]["weight_decay"] == 0.0
     assert all(p.ndim < 2 for p in groups[1]["params"])
 

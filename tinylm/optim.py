@@ -37,7 +37,7 @@ from .errors import ShapeError, TinyLMError
 from .kernels import kernel, reference
 
 __all__ = [
-    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm_",
+    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "decay_groups", "clip_grad_norm_",
     "clip_grad_value_",
     "LRScheduler", "StepLR", "CosineAnnealingLR", "LinearLR", "LambdaLR", "WarmupCosineLR",
     "warmup_cosine_lr",
@@ -507,6 +507,15 @@ def _grads_of(parameters):
     if _is_parameter(parameters):
         parameters = [parameters]
     return [_grad_array(p) for p in parameters if p.grad is not None]
+
+
+def decay_groups(parameters, weight_decay):
+    """nanoGPT's two parameter groups: ``weight_decay`` on the matrices (2-D and more: linear
+    weights, embeddings), none on vectors (biases, LayerNorm gains). Pass the result to any
+    optimiser in place of ``model.parameters()``."""
+    params = list(parameters)
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):

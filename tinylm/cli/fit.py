@@ -6,7 +6,7 @@ from pathlib import Path
 from .. import checkpoint
 from ..errors import TinyLMError
 from ..io import save_json
-from ..optim import AdamW
+from ..optim import AdamW, decay_groups
 from ..parallel import DistributedDataParallel, world_size
 from ..train import CHECKPOINT_NAME, Trainer, TrainConfig
 from .checkpoints import _checkpoint_path
@@ -34,11 +34,8 @@ def _trainer(args, model, optimizer, get_batch, metadata, loss_fn=None):
 
 def _adamw(model, args):
     """nanoGPT's optimiser groups: weight decay on matrices only."""
-    params = list(model.parameters())
-    return AdamW([{"params": [p for p in params if p.ndim >= 2],
-                   "weight_decay": args.weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-                 lr=args.lr, betas=(args.beta1, args.beta2))
+    return AdamW(decay_groups(model.parameters(), args.weight_decay), lr=args.lr,
+                 betas=(args.beta1, args.beta2))
 
 
 def _fit(args, kind, model, get_batch, metadata, loss_fn=None, score=None):

@@ -28,7 +28,7 @@ from ..errors import ShapeError, TinyLMError
 from ..generate import check_max_new_tokens, sample_next_token
 from ..nn import (Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList,
                   make_rng)
-from ..optim import AdamW
+from ..optim import AdamW, decay_groups
 from ..tensor import Tensor, no_grad
 from ._ids import check_token_ids
 
@@ -194,12 +194,8 @@ class GPT(Module):
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type=None):
         """AdamW with weight decay on the matrices (2-D: linear weights, embeddings) and none
         on biases and LayerNorm parameters, as nanoGPT's."""
-        params = list(self.parameters())
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        return AdamW([{"params": decay, "weight_decay": weight_decay},
-                      {"params": no_decay, "weight_decay": 0.0}],
-                     lr=learning_rate, betas=tuple(betas))
+        return AdamW(decay_groups(self.parameters(), weight_decay), lr=learning_rate,
+                     betas=tuple(betas))
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                  seed=None, use_cache=True):

@@ -37,7 +37,7 @@ from .. import functional as F
 from ..errors import ShapeError, TinyLMError
 from ..models.gpt import GPT
 from ..nn import Module, ModuleList
-from ..optim import AdamW
+from ..optim import AdamW, decay_groups
 from ..tensor import Tensor
 from .comm import ParallelError, get_comm
 
@@ -139,18 +139,12 @@ def _micro_batches(x, y, m):
     return [(x[i * b:(i + 1) * b], y[i * b:(i + 1) * b]) for i in range(m)]
 
 
-def _decay_groups(params, weight_decay):
-    """nanoGPT's AdamW groups: weight decay on matrices only."""
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-
-
 class _Schedule:
     """What the one-process and the MPI pipelines share: the training step around the
     schedule (``forward_backward``), the tied-weight exchange and the global clipping."""
 
     def configure_optimizers(self, weight_decay, learning_rate, betas):
-        return AdamW(_decay_groups(list(self.parameters()), weight_decay), lr=learning_rate,
+        return AdamW(decay_groups(self.parameters(), weight_decay), lr=learning_rate,
                      betas=tuple(betas))
 
     def train_step(self, x, y, optimizer, grad_clip=0.0):
