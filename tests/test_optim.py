@@ -450,6 +450,19 @@ def test_clip_grad_norm_by_hand():
         np.testing.assert_array_equal(p.grad, g)
 
 
+def test_clip_grad_norm_with_a_known_total_only_scales():
+    """total_norm= (a pipeline's norm over all stages): the same scaling as computing it."""
+    ours, theirs = _clip_params(3, 1.0), _clip_params(3, 1.0)
+    norm = math.sqrt(sum((p.grad ** 2).sum() for p in theirs))
+    assert clip_grad_norm_(ours, 0.5, total_norm=norm) == clip_grad_norm_(theirs, 0.5)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.grad, b.grad)
+    half = [p.grad.copy() for p in ours]
+    clip_grad_norm_(ours, 0.5, total_norm=2 * norm)        # a bigger total: scaled more
+    for p, g in zip(ours, half):
+        assert np.abs(p.grad).sum() < np.abs(g).sum()
+
+
 def test_clip_grad_norm_nonfinite():
     p = Parameter(np.ones(3))
     p.grad = np.array([1.0, np.nan, 2.0])

@@ -518,7 +518,8 @@ def decay_groups(parameters, weight_decay):
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                    total_norm=None):
     """Scale all gradients together so that their joint norm is at most ``max_norm``.
 
     total = || (||g_1||_q, ||g_2||_q, ...) ||_q   (= the q-norm of all gradients as one vector;
@@ -527,6 +528,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
     Returns the total norm before clipping (a Python float), worth logging: spikes show
     instabilities. The 1e-6 is PyTorch's, so a clipped norm lands just under max_norm.
+    ``total_norm``: the joint norm when it is already known, e.g. summed over the stages of
+    a pipeline that each hold part of the gradients (``tinylm.parallel``); only the scaling
+    is done here then.
     """
     norm_type = float(norm_type)
     if not (norm_type > 0):
@@ -536,6 +540,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = _grads_of(parameters)
     if not grads:
         return 0.0
+    if total_norm is not None:
+        return _scale_to_norm(grads, max_norm, float(total_norm))
     xp = get_array_module(grads[0])
     if norm_type == math.inf:
         norms = [xp.max(xp.abs(g)) if g.size else xp.zeros((), g.dtype) for g in grads]
@@ -551,6 +557,10 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         raise TinyLMError(f"clip_grad_norm_: the total {norm_type}-norm of the gradients is "
                           f"{total}, not finite, so clipping cannot fix it; expected finite "
                           f"gradients (or pass error_if_nonfinite=False)")
+    return _scale_to_norm(grads, max_norm, total)
+
+
+def _scale_to_norm(grads, max_norm, total):
     coef = max_norm / (total + 1e-6)
     if not coef >= 1.0:    # also when total is NaN, which then spreads NaN as PyTorch does
         for g in grads:

@@ -164,9 +164,8 @@ class DistributedDataParallel:
         for bucket in self.buckets:
             n = len(bucket.params)
             values, present = bucket.buffer[:-n], bucket.buffer[-n:]
-            for i, (name, p, (start, stop)) in enumerate(zip(bucket.names, bucket.params,
-                                                            bucket.slices)):
-                g = _grad_array(name, p)
+            grads = [_grad_array(name, p) for name, p in zip(bucket.names, bucket.params)]
+            for i, (g, (start, stop)) in enumerate(zip(grads, bucket.slices)):
                 present[i] = g is not None
                 values[start:stop] = 0 if g is None else g.reshape(-1)
             self._allreduce(bucket.buffer)
@@ -176,8 +175,7 @@ class DistributedDataParallel:
                                         f"gradient on {int(count)} of {self.world_size} ranks; "
                                         f"every rank must run the same computation")
             values /= self.world_size
-            for name, p, (start, stop) in zip(bucket.names, bucket.params, bucket.slices):
-                g = _grad_array(name, p)
+            for g, (start, stop) in zip(grads, bucket.slices):
                 if g is not None:
                     np.copyto(g, values[start:stop].reshape(g.shape))
 
@@ -233,6 +231,8 @@ class DistributedDataParallel:
     def check_in_sync(self, optimizer=None):
         """Raise ParallelError unless every rank holds bit-identical parameters (and, given
         ``optimizer``, optimiser state); True otherwise. A CRC-32 per array is gathered."""
+        if self.world_size == 1:
+            return True
         names, sums = [], []
         for name, p in self.module.named_parameters():
             names.append(name)
@@ -244,8 +244,6 @@ class DistributedDataParallel:
                     data = np.ascontiguousarray(value).view(np.uint8) if isinstance(
                         value, np.ndarray) else repr(value).encode()
                     sums.append(zlib.crc32(data))
-        if self.world_size == 1:
-            return True
         MPI = _mpi()
         local = np.array(sums, dtype=np.int64)
         counts = np.empty(self.world_size, dtype=np.int64)

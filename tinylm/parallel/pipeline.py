@@ -37,7 +37,7 @@ from .. import functional as F
 from ..errors import ShapeError, TinyLMError
 from ..models.gpt import GPT
 from ..nn import Module, ModuleList
-from ..optim import AdamW, decay_groups
+from ..optim import AdamW, clip_grad_norm_, decay_groups
 from ..tensor import Tensor
 from .comm import ParallelError, get_comm
 
@@ -161,13 +161,8 @@ class _Schedule:
     def clip_grad_norm_(self, max_norm):
         """``tinylm.optim.clip_grad_norm_`` over every stage's gradients (the tied weight
         counted once): total = sqrt(sum over stages of the squared norms)."""
-        total = math.sqrt(self._sum_of_squares())
-        coef = max_norm / (total + 1e-6)
-        if coef < 1.0:
-            for p in self.parameters():
-                if p.grad is not None:
-                    p.grad *= coef
-        return total
+        return clip_grad_norm_(self.parameters(), max_norm,
+                               total_norm=math.sqrt(self._sum_of_squares()))
 
 
 class LocalPipeline(_Schedule):
