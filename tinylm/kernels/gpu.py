@@ -77,11 +77,6 @@ template <typename T> __device__ T block_max(T v, T* buf) {{
     __syncthreads();
     return best;
 }}
-
-// s(z) = (1 + tanh(z / 2)) / 2: the sigmoid as recurrence.sigmoid_array computes it.
-template <typename T> __device__ T sigmoid_tanh(T z) {{
-    return T(0.5) * tanh(T(0.5) * z) + T(0.5);
-}}
 """
 
 
@@ -464,7 +459,7 @@ __global__ void adam(T* p, const T* g, T* m, T* v, T* v_max, T lr, T beta1, T be
 def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled, v_max=None):
     """One Adam(W) update of ``p``, ``m``, ``v`` (and ``v_max``) in place; see ``reference``."""
     arrays = (p, m, v) + (() if v_max is None else (v_max,))
-    if not all(a.flags.c_contiguous for a in arrays):   # updated in place: no copies allowed
+    if not _contiguous(*arrays):                        # updated in place: no copies allowed
         return reference.adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay,
                                    decoupled, v_max)
     f = p.dtype.type

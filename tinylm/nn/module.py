@@ -148,10 +148,8 @@ class Module:
         made on the device the parameters are on when it first steps. A dtype cast drops the
         gradients; a move takes them along."""
         if target is not None:
-            if isinstance(target, str) and target.strip().lower() in ("cpu", "cuda", "gpu"):
-                device = target
-            elif isinstance(target, str) and not _is_dtype_name(target):
-                device = target       # not a dtype either: the error names the devices
+            if isinstance(target, str) and not _is_dtype_name(target):
+                device = target       # "cpu", "cuda", or neither: check_device names them
             else:
                 dtype = target
         if device is None and dtype is None:
