@@ -22,9 +22,7 @@ CuPy or a GPU it prints "skipped: <reason>" and exits 0.
 """
 import json
 import platform
-import statistics
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -145,18 +143,11 @@ def main(argv=None):
                       "naive": numpy_contender(reference, q, k, v, g, scale)}
         if torch is not None:
             contenders["pytorch sdpa"] = torch_contender(q, k, v, g)
-        for fwd, both in contenders.values():
-            fwd(), both()                               # warm-up (and compile)
-        times = {(name, part): [] for name in contenders for part in ("fwd", "fwd+bwd")}
-        for _ in range(args.repeats):
-            for name, (fwd, both) in contenders.items():
-                for part, fn in (("fwd", fwd), ("fwd+bwd", both)):
-                    start = time.perf_counter()
-                    fn()
-                    times[name, part].append(time.perf_counter() - start)
+        steps = {f"{name} {part} ms": fn for name, (fwd, both) in contenders.items()
+                 for part, fn in (("fwd", fwd), ("fwd+bwd", both))}
         row = {"T": T}
-        for (name, part), t in times.items():
-            row[f"{name} {part} ms"] = round(1e3 * statistics.median(t), 2)
+        row.update({key: round(ms, 2) for key, ms in
+                    _torch_peers.median_ms_alternating(steps, args.repeats).items()})
         for name in ("fused", "naive"):
             fwd, both = contenders[name]
             row[f"{name} fwd MiB"] = round(peak_mib(fwd), 1)

@@ -13,17 +13,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _torch_peers  # noqa: E402
 from tinylm.kernels import cpu, reference  # noqa: E402
 
 
@@ -69,15 +69,6 @@ def cases(dtype):
     }
 
 
-def median_ms(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 COMPILE_SNIPPET = """
 import time, numpy as np
 start = time.perf_counter()
@@ -107,13 +98,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     table = {}
     for name, run in cases(np.dtype(args.dtype).type).items():
-        run(cpu)                                   # compile, or load from the cache
-        numba_times, ref_times = [], []
-        for _ in range(args.repeats):              # alternate: load hits both alike
-            numba_times.append(median_ms(lambda: run(cpu), 1))
-            ref_times.append(median_ms(lambda: run(reference), 1))
-        table[name] = {"numba_ms": round(statistics.median(numba_times), 3),
-                       "reference_ms": round(statistics.median(ref_times), 3)}
+        # alternating (load hits both alike); the warm-up call compiles or loads the cache
+        ms = _torch_peers.median_ms_alternating(
+            {"numba_ms": lambda: run(cpu), "reference_ms": lambda: run(reference)}, args.repeats)
+        table[name] = {key: round(value, 3) for key, value in ms.items()}
     print(f"kernels, {args.dtype}, median of {args.repeats}")
     print(f"{'':46} {'Numba ms':>9} {'NumPy ms':>9} {'speed-up':>9}")
     for name, r in table.items():
