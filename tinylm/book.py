@@ -29,6 +29,7 @@ import time
 import types
 from pathlib import Path
 
+from .chapter import Chapter
 from .chapter_runner import CHAPTERS_DIR, chapter_files, chapter_title, find_chapter
 
 STYLE = """
@@ -81,7 +82,9 @@ def split_cells(source):
 
 # --- executing it, cell by cell ----------------------------------------------------------
 def execute(path, options):
-    """Run the chapter's code cells in one namespace; [(kind, text, output, figures, error)].
+    """Run the chapter's code cells in one namespace; returns the cells as
+    [(kind, text, output, figures, error)] and the chapter's ``Chapter`` (None if it never
+    made one), which counts its own checks and figures.
 
     The namespace is a real module installed as ``__main__`` with the chapter's ``__file__``
     and each cell is compiled at its own line numbers, so ``inspect.getsource`` (which
@@ -115,7 +118,8 @@ def execute(path, options):
             results.append((kind, text, printed, figures, error))
     finally:
         sys.modules["__main__"] = saved_main
-    return results
+    chapter = next((v for v in module.__dict__.values() if isinstance(v, Chapter)), None)
+    return results, chapter
 
 
 # --- markdown, the small subset the chapters use -----------------------------------------
@@ -219,17 +223,17 @@ def render_chapter(path, out_dir, quick=False):
     out_dir = Path(out_dir)
     figures = out_dir / "figures"
     start = time.perf_counter()
-    results = execute(path, ["--out", str(figures)] + (["--quick"] if quick else []))
+    results, chapter = execute(path, ["--out", str(figures)] + (["--quick"] if quick else []))
     seconds = time.perf_counter() - start
     title = chapter_title(path)
     nav = "<nav><a href=\"index.html\">&larr; all chapters</a></nav>"
     page = _page(f"Chapter {path.name[:2]}: {title}", chapter_page(results, out_dir), nav)
     (out_dir / f"{path.stem}.html").write_text(page, encoding="utf-8")
-    printed = "".join(r[2] for r in results)
-    passed, failed = printed.count("[PASS]"), printed.count("[FAIL]")
     errors = [r[4] for r in results if r[4]]
-    return {"file": path.name, "title": title, "passed": passed, "failed": failed,
-            "figures": sum(len(r[3]) for r in results), "seconds": round(seconds, 1),
+    counts = (len(chapter.passed), len(chapter.failed), len(set(chapter.saved))) \
+        if chapter is not None else (0, 0, 0)         # the same counts as `make run`'s table
+    return {"file": path.name, "title": title, "passed": counts[0], "failed": counts[1],
+            "figures": counts[2], "seconds": round(seconds, 1),
             "error": errors[0] if errors else None}
 
 
