@@ -23,7 +23,6 @@ CuPy or a GPU it prints "skipped: <reason>" and exits 0.
 import json
 import platform
 import sys
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import _torch_peers  # noqa: E402
+from tinylm import scaling  # noqa: E402
 from tinylm.kernels import cpu, reference  # noqa: E402
 
 HEADS, DIM = 8, 64
@@ -65,11 +65,7 @@ def torch_contender(q, k, v, g, device="cpu"):
 
 
 def peak_mib(fn):
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 2 ** 20
+    return scaling.traced_memory(fn)[1] / 2 ** 20
 
 
 def gpu_peak_mib(fn):

@@ -35,7 +35,6 @@
 # %%
 import math
 import sys
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ except ImportError:  # running from a source checkout without `pip install -e .`
 
 import tinylm as tl
 from tinylm import functional as F
-from tinylm import kernels, nn, optim
+from tinylm import kernels, nn, optim, scaling
 from tinylm.chapter import Chapter, plt
 
 # %% [markdown]
@@ -739,11 +738,8 @@ ch.check("... and dQ, dK, dV", all(np.allclose(a, t.grad, rtol=0, atol=1e-11)
 
 
 def peak_mib(fn):
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 2 ** 20
+    """The highest point of NumPy's allocations while ``fn`` runs, in MiB (tracemalloc)."""
+    return scaling.traced_memory(fn)[1] / 2 ** 20
 
 
 lengths = [128, 256, 512, 1024] if ch.quick else [128, 256, 512, 1024, 2048]

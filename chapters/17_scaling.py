@@ -27,10 +27,8 @@
 # in `tinylm/compress.py`.
 
 # %%
-import gc
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -143,21 +141,6 @@ def counted_training_flops(model, x, y):
     _, loss = model(x, y)
     counted = scaling.matmul_flops(loss)
     return counted["forward"], counted["backward"]
-
-
-def tracemalloc_retained(compute):
-    """Bytes still allocated after ``result = compute()`` while ``result`` is alive (NumPy
-    reports its buffers to tracemalloc), and the result. The memory a forward pass leaves
-    for the backward pass: the graph."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        result = compute()
-        retained = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    return retained, result
 
 
 def with_weights_changed(weights, change, score):
@@ -361,7 +344,7 @@ for key in ("weights", "gradients", "optimizer"):
 ch.check("weights, gradients and AdamW's moments = 4 N, 4 N and 8 N bytes (the tied head "
          "counted once)", all(measured[k] == predicted[k] for k in measured))
 
-retained, (logits_ref, loss_ref) = tracemalloc_retained(lambda: ref(x_ref, y_ref))
+retained, _, (logits_ref, loss_ref) = scaling.traced_memory(lambda: ref(x_ref, y_ref))
 walked = scaling.graph_bytes(loss_ref, exclude=ref.parameters())
 by_op = scaling.graph_bytes(loss_ref, exclude=ref.parameters(), by_op=True)
 act = scaling.gpt_activation_bytes(ref_cfg, B_ref, BLOCK)

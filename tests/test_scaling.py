@@ -1,7 +1,5 @@
 """tinylm.scaling (A16, D8): the parameter, FLOP and activation formulas against a real GPT and
 its recorded graph, the memory of training, and the power-law fit."""
-import gc
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -114,19 +112,22 @@ def test_graph_bytes_counts_a_view_once_and_excludes_parameters():
     assert scaling.graph_bytes(z.sum()) == total + 400       # w itself when not excluded
 
 
+def test_traced_memory_sees_numpy_retained_and_peak():
+    def compute():
+        kept = np.ones(250_000)                            # 2 MB, returned
+        np.ones(500_000).sum()                              # 4 MB, freed again
+        return kept
+    retained, peak, arr = scaling.traced_memory(compute)
+    assert arr.nbytes == 2_000_000 and 2_000_000 <= retained < 2_010_000
+    assert 6_000_000 <= peak < 6_020_000
+
+
 def test_graph_bytes_is_what_tracemalloc_sees():
     cfg = _config(2, 32, 4, 40, 32, True)
     model = GPT(cfg, seed=0)
     x = np.random.default_rng(0).integers(0, 40, (4, 32))
     model(x, x)                                    # first call: kernels loaded, caches built
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        logits, loss = model(x, x)
-        retained = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    retained, _, (logits, loss) = scaling.traced_memory(lambda: model(x, x))
     walked = scaling.graph_bytes(loss, exclude=model.parameters())
     assert walked > 0 and abs(retained / walked - 1) < 0.05
 

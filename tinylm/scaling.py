@@ -31,7 +31,9 @@ checked against ``graph_bytes`` of a real forward pass).
 ``matmul_flops`` and ``graph_bytes`` measure a real graph (what ``loss.backward()`` will walk)
 rather than trusting the formulas: the tests check that the two agree exactly.
 """
+import gc
 import math
+import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +191,22 @@ def _arrays_of(fn):
         for item in items:
             if isinstance(item, np.ndarray):
                 yield item
+
+
+def traced_memory(compute):
+    """``(retained, peak, result)`` of ``compute()`` as ``tracemalloc`` sees it (NumPy reports
+    its buffers there): the bytes the call leaves allocated, its highest point, both counted
+    from where it started, and what it returned. The memory a forward pass keeps for the
+    backward is its ``retained``; a kernel's working memory its ``peak``."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = compute()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return current - before, peak - before, result
 
 
 def graph_bytes(output, exclude=(), by_op=False):
