@@ -213,6 +213,26 @@ def test_recurrent_layers_are_the_same_with_either_kernels(rng, layer):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_adam_kernel_takes_amsgrad_and_strided_arrays_through_the_reference(rng):
+    """cpu.adam_step runs the reference's arithmetic where its flat views cannot: AMSGrad's
+    v_max, and arrays that are not contiguous (updated in place either way)."""
+    base = [data(rng, (6, 8), np.float64) for _ in range(3)] + [np.abs(data(rng, (6, 8),
+                                                                            np.float64))]
+    args = (1e-3, 0.9, 0.99, 1e-8, 3, 0.1, True)
+    for make in (lambda a: a.copy(), lambda a: a.copy()[:, ::2]):      # contiguous, strided
+        ours, theirs = [make(a) for a in base], [make(a) for a in base]
+        v_max_ours, v_max_theirs = np.zeros_like(ours[3]), np.zeros_like(theirs[3])
+        cpu.adam_step(*ours, *args, v_max=v_max_ours)
+        reference.adam_step(*theirs, *args, v_max=v_max_theirs)
+        for a, b in zip(ours + [v_max_ours], theirs + [v_max_theirs]):
+            np.testing.assert_array_equal(a, b)
+        ours, theirs = [make(a) for a in base], [make(a) for a in base]
+        cpu.adam_step(*ours, *args)
+        reference.adam_step(*theirs, *args)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
 def test_dispatch_picks_numba_for_numpy_floats_and_the_reference_otherwise():
     x32 = np.zeros(3, np.float32)
     assert kernels.kernel("layer_norm_forward", x32) is cpu.layer_norm_forward

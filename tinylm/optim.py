@@ -34,7 +34,7 @@ import numpy as np
 
 from .backend import get_array_module, is_array, to_numpy
 from .errors import ShapeError, TinyLMError
-from .kernels import kernel, reference
+from .kernels import kernel
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "decay_groups", "clip_grad_norm_",
@@ -470,13 +470,9 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
         arrays = (p.data, g.astype(p.data.dtype, copy=False), state["exp_avg"],
                   state["exp_avg_sq"])
-        v_max = state.get("max_exp_avg_sq")
-        # the fused kernel works on flat views, so only contiguous arrays (nearly always)
-        # and no AMSGrad; the reference does the same arithmetic on any array
-        fused = v_max is None and all(a.flags.c_contiguous for a in arrays)
-        step = kernel("adam_step", *arrays) if fused else reference.adam_step
-        step(*arrays, lr, beta1, beta2, group["eps"], t, group["weight_decay"],
-             self._decoupled, v_max=v_max)
+        kernel("adam_step", *arrays)(*arrays, lr, beta1, beta2, group["eps"], t,
+                                     group["weight_decay"], self._decoupled,
+                                     v_max=state.get("max_exp_avg_sq"))
 
 
 class AdamW(Adam):

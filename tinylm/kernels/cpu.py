@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, vectorize
 
-from ..errors import TinyLMError
+from . import reference
 from .reference import GELU_TANH_C, GELU_TANH_K, INV_SQRT_2PI
 from .vector_math import exp_nonpositive, normal_cdf
 
@@ -327,8 +327,10 @@ def _adam(p, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, weight_decay, de
 
 
 def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled, v_max=None):
-    if v_max is not None:
-        raise TinyLMError("adam_step: the fused kernel has no AMSGrad; use the reference")
+    if v_max is not None or not all(a.flags.c_contiguous for a in (p, g, m, v)):
+        # AMSGrad, or arrays the flat views below cannot alias: the reference's arithmetic
+        return reference.adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay,
+                                   decoupled, v_max)
     f = p.dtype.type
     p, g, m, v = (a.reshape(-1) for a in (p, g, m, v))     # views: the arrays are contiguous
     _adam(p, g, m, v, f(lr), f(beta1), f(beta2), f(eps), f(1 - beta1 ** step),
