@@ -10,6 +10,7 @@ import numpy as np
 from .backend import as_array, get_array_module, is_array, to_numpy
 from .errors import DTypeError, IndexRangeError, ShapeError, TinyLMError
 from .kernels import kernel
+from .kernels.reference import causal_mask  # noqa: F401  (public here: F.causal_mask)
 from .tensor import Function, Tensor, as_tensor, unbroadcast
 
 __all__ = [
@@ -552,15 +553,6 @@ def _mask_array(mask, name):
     return mask
 
 
-def causal_mask(n_queries, n_keys, offset=0):
-    """Boolean (n_queries, n_keys), True where query i may see key j: j <= i + offset.
-
-    offset 0 is PyTorch's ``is_causal`` (top-left aligned); with a key/value cache the
-    queries are the LAST n_queries positions, offset = n_keys - n_queries.
-    """
-    return np.tril(np.ones((n_queries, n_keys), dtype=bool), k=offset)
-
-
 def _keyless_rows(name, count, first):
     """The error for query rows that see no key: softmax over nothing has no value."""
     return TinyLMError(
@@ -642,7 +634,7 @@ class FusedAttention(Function):
         scores = q @ k.swapaxes(-1, -2)
         scores *= scale
         if causal_offset is not None:
-            xp.copyto(scores, -math.inf, where=xp.asarray(~causal_mask(L, S, causal_offset)))
+            xp.copyto(scores, -math.inf, where=~causal_mask(L, S, causal_offset, xp))
         self.weights = kernel("softmax_forward", scores)(scores)
         return self.weights @ v
 

@@ -9,6 +9,8 @@ Every ``*_forward`` returns what its ``*_backward`` needs; nothing here keeps st
 """
 import math
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..tensor import scatter_add
 
@@ -192,6 +194,17 @@ def gru_cell_backward(rzn, u, h_prev, dh, d_x, d_h):
 
 
 # --- attention (A8 / D4 / E4), the naive formula the fused kernel is tested against --------
+def causal_mask(n_queries, n_keys, offset=0, xp=None):
+    """Boolean (n_queries, n_keys), True where query i may see key j: j <= i + offset, made
+    with array module ``xp`` (NumPy by default; CuPy for scores on a GPU).
+
+    offset 0 is PyTorch's ``is_causal`` (top-left aligned); with a key/value cache the
+    queries are the LAST n_queries positions, offset = n_keys - n_queries.
+    """
+    xp = np if xp is None else xp
+    return xp.tril(xp.ones((n_queries, n_keys), dtype=bool), k=offset)
+
+
 def _scores(q, k, scale, causal_offset):
     """Q K^T * scale, -inf where key j > query i + offset (``None``: no mask)."""
     xp = get_array_module(q)
@@ -199,7 +212,7 @@ def _scores(q, k, scale, causal_offset):
     if causal_offset is None:
         return s
     L, S = s.shape[-2:]
-    return xp.where(xp.tril(xp.ones((L, S), dtype=bool), k=causal_offset), s, -xp.inf)
+    return xp.where(causal_mask(L, S, causal_offset, xp), s, -xp.inf)
 
 
 def attention_forward(q, k, v, scale, causal_offset=None):

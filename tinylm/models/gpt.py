@@ -91,7 +91,7 @@ class CausalSelfAttention(Module):
         if past == 0:
             mask, causal = None, True
         else:    # new query i sits at absolute position past + i: it sees keys 0..past + i
-            mask = np.arange(past + T)[None, :] <= past + np.arange(T)[:, None]
+            mask = F.causal_mask(T, past + T, offset=past)
             causal = False
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
